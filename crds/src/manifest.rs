@@ -1,0 +1,143 @@
+//! Reading Serin objects from YAML with errors that say which document, which object and which field
+//! is wrong: the loader behind `crdgen`'s tests, the examples' tests, `simulate` and standalone mode.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::validation::{self, FieldError};
+use crate::{API_VERSION, AlertProvider, Canary, MetricTemplate, TrafficPolicy};
+
+/// One object read from a manifest.
+#[derive(Debug, Clone)]
+pub enum Manifest {
+    Canary(Box<Canary>),
+    MetricTemplate(Box<MetricTemplate>),
+    AlertProvider(Box<AlertProvider>),
+    TrafficPolicy(Box<TrafficPolicy>),
+    /// Any other kind (Deployments, Services, HTTPRoutes...), kept as parsed.
+    Other { api_version: String, kind: String, name: String, value: Value },
+}
+
+/// Why a manifest could not be read. Says where: the source (usually a file), the document's position
+/// in it, the object's kind and name, and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{source_name}: not valid YAML: {message}")]
+    Yaml { source_name: String, message: String },
+    #[error("{source_name}: document {document}: {message}")]
+    Document { source_name: String, document: usize, message: String },
+    #[error("{source_name}: document {document}: {kind} {name:?}: {field}: {message}")]
+    Field { source_name: String, document: usize, kind: String, name: String, field: String, message: String },
+}
+
+/// Reads every document of a YAML stream. `source_name` (a path, usually) is used in errors.
+pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| ManifestError::Yaml { source_name: source_name.to_string(), message: e.to_string() })?;
+    documents
+        .into_iter()
+        .enumerate()
+        .filter(|(_, doc)| !doc.is_null())
+        .map(|(i, doc)| parse_document(source_name, i + 1, doc))
+        .collect()
+}
+
+fn parse_document(source_name: &str, document: usize, doc: Value) -> Result<Manifest, ManifestError> {
+    let doc_err = |message: String| ManifestError::Document { source_name: source_name.to_string(), document, message };
+    let Value::Object(map) = &doc else {
+        return Err(doc_err("expected a mapping with apiVersion, kind and metadata".to_string()));
+    };
+    let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (api_version, kind) = (text("apiVersion"), text("kind"));
+    let name = map
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if api_version.is_empty() || kind.is_empty() {
+        return Err(doc_err("missing apiVersion or kind".to_string()));
+    }
+    let field_err = |field: String, message: String| ManifestError::Field {
+        source_name: source_name.to_string(),
+        document,
+        kind: kind.clone(),
+        name: name.clone(),
+        field,
+        message,
+    };
+    if api_version == "flagger.app/v1beta1" {
+        return Err(field_err(
+            "apiVersion".into(),
+            format!("this is a Flagger object; change apiVersion to {API_VERSION} (the fields are the same)"),
+        ));
+    }
+    if api_version != API_VERSION {
+        return Ok(Manifest::Other { api_version, kind, name, value: doc });
+    }
+    if name.is_empty() {
+        return Err(field_err("metadata.name".into(), "is required".into()));
+    }
+    let manifest = match kind.as_str() {
+        "Canary" => {
+            let canary: Canary = typed(doc).map_err(|(f, m)| field_err(f, m))?;
+            first_error(validation::validate_canary(&canary.spec)).map_err(|e| field_err(e.path, e.message))?;
+            Manifest::Canary(Box::new(canary))
+        }
+        "MetricTemplate" => Manifest::MetricTemplate(Box::new(typed(doc).map_err(|(f, m)| field_err(f, m))?)),
+        "AlertProvider" => {
+            let provider: AlertProvider = typed(doc).map_err(|(f, m)| field_err(f, m))?;
+            if provider.spec.address.is_none() && provider.spec.secret_ref.is_none() {
+                return Err(field_err("spec".into(), "set address or secretRef".into()));
+            }
+            Manifest::AlertProvider(Box::new(provider))
+        }
+        "TrafficPolicy" => {
+            let policy: TrafficPolicy = typed(doc).map_err(|(f, m)| field_err(f, m))?;
+            first_error(validation::validate_traffic_policy(&policy.spec)).map_err(|e| field_err(e.path, e.message))?;
+            Manifest::TrafficPolicy(Box::new(policy))
+        }
+        other => {
+            return Err(field_err(
+                "kind".into(),
+                format!("{API_VERSION} has no kind {other:?} (Canary, MetricTemplate, AlertProvider, TrafficPolicy)"),
+            ));
+        }
+    };
+    Ok(manifest)
+}
+
+fn first_error(errors: Vec<FieldError>) -> Result<(), FieldError> {
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Deserializes with the path of the failing field: `(path, message)`.
+fn typed<T: DeserializeOwned>(doc: Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { "(root)".to_string() } else { path };
+        (path, e.into_inner().to_string())
+    })
+}
+
+/// Reads exactly one Canary from a YAML stream (other documents are ignored).
+pub fn parse_canary(source_name: &str, text: &str) -> Result<Canary, ManifestError> {
+    let canaries: Vec<Canary> = parse_all(source_name, text)?
+        .into_iter()
+        .filter_map(|m| match m {
+            Manifest::Canary(c) => Some(*c),
+            _ => None,
+        })
+        .collect();
+    match <[Canary; 1]>::try_from(canaries) {
+        Ok([canary]) => Ok(canary),
+        Err(found) => Err(ManifestError::Document {
+            source_name: source_name.to_string(),
+            document: 0,
+            message: format!("expected exactly one Canary, found {}", found.len()),
+        }),
+    }
+}

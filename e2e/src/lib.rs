@@ -1,0 +1,1 @@
+//! End-to-end rig and sample apps (not built yet).

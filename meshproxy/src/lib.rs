@@ -1,0 +1,1 @@
+//! meshproxy: the data plane (not built yet).
