@@ -15,7 +15,12 @@ pub enum Manifest {
     AlertProvider(Box<AlertProvider>),
     TrafficPolicy(Box<TrafficPolicy>),
     /// Any other kind (Deployments, Services, HTTPRoutes...), kept as parsed.
-    Other { api_version: String, kind: String, name: String, value: Value },
+    Other {
+        api_version: String,
+        kind: String,
+        name: String,
+        value: Value,
+    },
 }
 
 /// Why a manifest could not be read. Says where: the source (usually a file), the document's position
@@ -25,15 +30,28 @@ pub enum ManifestError {
     #[error("{source_name}: not valid YAML: {message}")]
     Yaml { source_name: String, message: String },
     #[error("{source_name}: document {document}: {message}")]
-    Document { source_name: String, document: usize, message: String },
+    Document {
+        source_name: String,
+        document: usize,
+        message: String,
+    },
     #[error("{source_name}: document {document}: {kind} {name:?}: {field}: {message}")]
-    Field { source_name: String, document: usize, kind: String, name: String, field: String, message: String },
+    Field {
+        source_name: String,
+        document: usize,
+        kind: String,
+        name: String,
+        field: String,
+        message: String,
+    },
 }
 
 /// Reads every document of a YAML stream. `source_name` (a path, usually) is used in errors.
 pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text)
-        .map_err(|e| ManifestError::Yaml { source_name: source_name.to_string(), message: e.to_string() })?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
+        source_name: source_name.to_string(),
+        message: e.to_string(),
+    })?;
     documents
         .into_iter()
         .enumerate()
@@ -43,9 +61,15 @@ pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, Manifes
 }
 
 fn parse_document(source_name: &str, document: usize, doc: Value) -> Result<Manifest, ManifestError> {
-    let doc_err = |message: String| ManifestError::Document { source_name: source_name.to_string(), document, message };
+    let doc_err = |message: String| ManifestError::Document {
+        source_name: source_name.to_string(),
+        document,
+        message,
+    };
     let Value::Object(map) = &doc else {
-        return Err(doc_err("expected a mapping with apiVersion, kind and metadata".to_string()));
+        return Err(doc_err(
+            "expected a mapping with apiVersion, kind and metadata".to_string(),
+        ));
     };
     let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
     let (api_version, kind) = (text("apiVersion"), text("kind"));
@@ -73,7 +97,12 @@ fn parse_document(source_name: &str, document: usize, doc: Value) -> Result<Mani
         ));
     }
     if api_version != API_VERSION {
-        return Ok(Manifest::Other { api_version, kind, name, value: doc });
+        return Ok(Manifest::Other {
+            api_version,
+            kind,
+            name,
+            value: doc,
+        });
     }
     if name.is_empty() {
         return Err(field_err("metadata.name".into(), "is required".into()));

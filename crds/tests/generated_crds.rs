@@ -21,7 +21,8 @@ fn committed_crds_match_the_types() {
 fn canary_crd_enforces_one_strategy_and_weight_ranges() {
     let yaml = &serin_crds::crdgen::all_crd_files()[0].1;
     let crd: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
-    let analysis = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["analysis"];
+    let analysis =
+        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["analysis"];
     let one_of: Vec<String> = analysis["oneOf"]
         .as_array()
         .expect("analysis has oneOf")
@@ -34,7 +35,12 @@ fn canary_crd_enforces_one_strategy_and_weight_ranges() {
         assert_eq!(analysis["properties"][field]["minimum"], 0.0, "{field}");
     }
     assert_eq!(analysis["properties"]["stepWeights"]["items"]["maximum"], 100.0);
-    assert!(analysis["properties"]["interval"]["pattern"].as_str().unwrap().starts_with('^'));
+    assert!(
+        analysis["properties"]["interval"]["pattern"]
+            .as_str()
+            .unwrap()
+            .starts_with('^')
+    );
     let columns: Vec<&str> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
         .as_array()
         .unwrap()
@@ -45,5 +51,8 @@ fn canary_crd_enforces_one_strategy_and_weight_ranges() {
     assert_eq!(columns, ["Status", "Weight", "FailedChecks", "LastTransitionTime"]);
     let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
     assert_eq!(status["observedGeneration"]["type"], "integer");
-    assert_eq!(crd["spec"]["versions"][0]["subresources"]["status"], serde_json::json!({}));
+    assert_eq!(
+        crd["spec"]["versions"][0]["subresources"]["status"],
+        serde_json::json!({})
+    );
 }
