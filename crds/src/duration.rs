@@ -58,7 +58,7 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
 /// Formats a duration the way Prometheus range selectors and Go expect (`90s` -> `1m30s`).
 pub fn format(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 != 0 {
+    if !millis.is_multiple_of(1000) {
         return format!("{millis}ms");
     }
     let secs = duration.as_secs();

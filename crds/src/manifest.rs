@@ -35,16 +35,23 @@ pub enum ManifestError {
         document: usize,
         message: String,
     },
-    #[error("{source_name}: document {document}: {kind} {name:?}: {field}: {message}")]
-    Field {
-        source_name: String,
-        document: usize,
-        kind: String,
-        name: String,
-        field: String,
-        message: String,
-    },
+    #[error("{0}")]
+    Field(Box<FieldProblem>),
 }
+
+/// A field of one object that is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: document {document}: {kind} {name:?}: {field}: {message}")]
+pub struct FieldProblem {
+    pub source_name: String,
+    pub document: usize,
+    pub kind: String,
+    pub name: String,
+    pub field: String,
+    pub message: String,
+}
+
+const TOP_LEVEL_KEYS: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
 
 /// Reads every document of a YAML stream. `source_name` (a path, usually) is used in errors.
 pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
@@ -82,13 +89,15 @@ fn parse_document(source_name: &str, document: usize, doc: Value) -> Result<Mani
     if api_version.is_empty() || kind.is_empty() {
         return Err(doc_err("missing apiVersion or kind".to_string()));
     }
-    let field_err = |field: String, message: String| ManifestError::Field {
-        source_name: source_name.to_string(),
-        document,
-        kind: kind.clone(),
-        name: name.clone(),
-        field,
-        message,
+    let field_err = |field: String, message: String| {
+        ManifestError::Field(Box::new(FieldProblem {
+            source_name: source_name.to_string(),
+            document,
+            kind: kind.clone(),
+            name: name.clone(),
+            field,
+            message,
+        }))
     };
     if api_version == "flagger.app/v1beta1" {
         return Err(field_err(
@@ -106,6 +115,19 @@ fn parse_document(source_name: &str, document: usize, doc: Value) -> Result<Mani
     }
     if name.is_empty() {
         return Err(field_err("metadata.name".into(), "is required".into()));
+    }
+    // The generated root types accept any top-level key; a typo there must not vanish silently.
+    if let Some(unknown) = map.keys().find(|k| !TOP_LEVEL_KEYS.contains(&k.as_str())) {
+        return Err(field_err(
+            unknown.clone(),
+            format!("unknown field, expected one of {}", TOP_LEVEL_KEYS.join(", ")),
+        ));
+    }
+    if kind == "Canary" && map.get("spec").and_then(|s| s.get("canaryAnalysis")).is_some() {
+        return Err(field_err(
+            "spec.canaryAnalysis".into(),
+            "Flagger's deprecated name for spec.analysis: rename it to analysis".into(),
+        ));
     }
     let manifest = match kind.as_str() {
         "Canary" => {

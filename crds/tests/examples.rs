@@ -191,7 +191,8 @@ fn misspelled_field_names_the_field_and_its_path() {
         "error should say where: {text}"
     );
     match error {
-        ManifestError::Field { field, message, .. } => {
+        ManifestError::Field(problem) => {
+            let (field, message) = (&problem.field, &problem.message);
             assert_eq!(field, "spec.analysis.stepWieght", "full path of the unknown field");
             assert!(
                 message.contains("stepWeight"),
@@ -221,7 +222,7 @@ fn two_strategies_are_refused() {
         "error should say which were set: {text}"
     );
     assert!(
-        matches!(error, ManifestError::Field { ref field, .. } if field == "spec.analysis"),
+        matches!(&error, ManifestError::Field(p) if p.field == "spec.analysis"),
         "{error:?}"
     );
 }
@@ -239,7 +240,7 @@ fn descending_step_weights_name_the_step() {
     let (error, text) = load_error("steps.yaml", &yaml);
     assert!(text.contains("spec.analysis.stepWeights[1]"), "{text}");
     assert!(
-        matches!(error, ManifestError::Field { ref field, .. } if field == "spec.analysis.stepWeights[1]"),
+        matches!(&error, ManifestError::Field(p) if p.field == "spec.analysis.stepWeights[1]"),
         "{error:?}"
     );
 }
@@ -250,7 +251,7 @@ fn flagger_api_version_says_what_to_change() {
     let (error, text) = load_error("flagger.yaml", &yaml);
     assert!(text.contains("serin.dev/v1alpha1"), "{text}");
     assert!(
-        matches!(error, ManifestError::Field { ref field, .. } if field == "apiVersion"),
+        matches!(&error, ManifestError::Field(p) if p.field == "apiVersion"),
         "{error:?}"
     );
 }
@@ -373,5 +374,34 @@ fn flagger_documented_canary_loads_after_changing_api_version() {
     assert!(
         canary.spec.service.traffic_policy.is_some(),
         "Istio trafficPolicy is kept verbatim"
+    );
+}
+
+#[test]
+fn a_misspelled_top_level_key_is_named() {
+    let yaml = "apiVersion: serin.dev/v1alpha1\nkind: Canary\nmetadata: {name: podinfo}\nspce: {}\n";
+    let error = serin_crds::manifest::parse_all("typo.yaml", yaml)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("spce") && error.contains("unknown field"), "{error}");
+}
+
+#[test]
+fn flaggers_deprecated_canary_analysis_gets_a_rename_hint() {
+    let yaml = r#"
+apiVersion: serin.dev/v1alpha1
+kind: Canary
+metadata: {name: podinfo}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 80}
+  canaryAnalysis: {interval: 1m, threshold: 5, stepWeight: 10}
+"#;
+    let error = serin_crds::manifest::parse_all("old.yaml", yaml)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("spec.canaryAnalysis") && error.contains("rename it to analysis"),
+        "{error}"
     );
 }

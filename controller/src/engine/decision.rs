@@ -14,7 +14,7 @@ use super::observations::Routes;
 pub enum Step {
     /// Run this and call again with the answer in [`super::Answers`].
     Need(Question),
-    Decided(RolloutDecision),
+    Decided(Box<RolloutDecision>),
 }
 
 /// Something with side effects that the engine only asks for when it needs the result.

@@ -39,7 +39,7 @@ pub fn decide(input: &TickInput<'_>) -> Step {
     let mut tick = Tick::new(input);
     match tick.run() {
         Err(question) => Step::Need(question),
-        Ok(_) => Step::Decided(tick.finish()),
+        Ok(_) => Step::Decided(Box::new(tick.finish())),
     }
 }
 
@@ -338,13 +338,25 @@ impl<'a> Tick<'a> {
                 _ => ignored(self, format!("abort ignored: no run in progress ({phase})")),
             },
             OperatorAction::Promote => {
-                let promotable = match phase {
-                    CanaryPhase::Progressing | CanaryPhase::WaitingPromotion | CanaryPhase::Waiting => true,
-                    CanaryPhase::Failed => self.status.last_promoted_spec.as_deref() != Some(self.revision_id()),
-                    _ => false,
-                };
+                // A failed run is never promoted, not even by hand: `retry` runs it again, and a
+                // promote during that run skips what is left of it.
+                let promotable = matches!(
+                    phase,
+                    CanaryPhase::Progressing | CanaryPhase::WaitingPromotion | CanaryPhase::Waiting
+                );
                 if !promotable {
-                    return ignored(self, format!("promote ignored: nothing to promote in {phase}"));
+                    let hint = if phase == CanaryPhase::Failed {
+                        "; use retry to run it again"
+                    } else {
+                        ""
+                    };
+                    return ignored(self, format!("promote ignored: nothing to promote in {phase}{hint}"));
+                }
+                if phase == CanaryPhase::Waiting {
+                    // The counters still describe the previous run.
+                    self.status.failed_checks = 0;
+                    self.status.iterations = 0;
+                    self.status.last_failure_reason = None;
                 }
                 self.claim_current_revision();
                 self.status.paused = false;

@@ -47,7 +47,7 @@ pub struct World {
     pub canary: Behaviour,
     /// Fixed metric values by name; they win over the builtin simulation.
     pub metric_overrides: BTreeMap<String, MetricValue>,
-    /// Webhook outcomes by type; a type not listed succeeds.
+    /// Webhook outcomes by type; a type not listed answers as a quiet hook does (see `quiet_outcome`).
     pub hook_outcomes: BTreeMap<HookType, HookOutcome>,
     /// Ticks a workload stays Pending after being scaled up or promoted.
     pub rollout_ticks: u32,
@@ -146,7 +146,7 @@ impl World {
                 now: self.now,
             };
             match decide(&input) {
-                Step::Decided(decision) => break decision,
+                Step::Decided(decision) => break *decision,
                 Step::Need(question) => {
                     assert!(
                         !self.asked.contains(&question),
@@ -155,7 +155,11 @@ impl World {
                     self.asked.push(question);
                     match question {
                         Question::Hooks(kind) => {
-                            let outcome = self.hook_outcomes.get(&kind).cloned().unwrap_or(HookOutcome::Succeeded);
+                            let outcome = self
+                                .hook_outcomes
+                                .get(&kind)
+                                .cloned()
+                                .unwrap_or_else(|| quiet_outcome(kind));
                             answers.hooks.insert(kind, outcome);
                         }
                         Question::Metrics => answers.metrics = Some(self.measure()),
@@ -274,6 +278,18 @@ impl World {
             };
             self.pending_primary = self.rollout_ticks;
         }
+    }
+}
+
+/// What a webhook answers when nobody intervenes: gates are open and checks pass, while a rollback
+/// hook answers non-2xx, which means "no rollback wanted".
+fn quiet_outcome(kind: HookType) -> HookOutcome {
+    match kind {
+        HookType::Rollback => HookOutcome::Failed {
+            hook: "rollback".into(),
+            message: "not signalled".into(),
+        },
+        _ => HookOutcome::Succeeded,
     }
 }
 
