@@ -10,11 +10,7 @@ use serin_controller::simulate::{Behaviour, World, simulate_rollout};
 use serin_crds::CanaryPhase;
 
 #[derive(Parser)]
-#[command(
-    name = "serin-controller",
-    version,
-    about = "Serin: progressive delivery with its own mesh runtime"
-)]
+#[command(name = "serin-controller", version, about = "Serin: progressive delivery with its own mesh runtime")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,24 +43,14 @@ enum Command {
 
 fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
-    if (0.0..=1.0).contains(&rate) {
-        Ok(rate)
-    } else {
-        Err(format!("{rate} is outside 0.0..=1.0"))
-    }
+    if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("{rate} is outside 0.0..=1.0")) }
 }
 
 fn parse_metric(text: &str) -> Result<(String, MetricValue), String> {
-    let (name, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
     let value = match value {
         "nodata" => MetricValue::NoData("set by --metric".into()),
-        number => MetricValue::Value(
-            number
-                .parse()
-                .map_err(|_| format!("{number:?} is not a number or `nodata`"))?,
-        ),
+        number => MetricValue::Value(number.parse().map_err(|_| format!("{number:?} is not a number or `nodata`"))?),
     };
     Ok((name.to_string(), value))
 }
@@ -81,13 +67,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Simulate {
-            canary,
-            error_rate,
-            latency_ms,
-            metrics,
-            max_ticks,
-        } => {
+        Command::Simulate { canary, error_rate, latency_ms, metrics, max_ticks } => {
             let source = canary.display().to_string();
             let text = std::fs::read_to_string(&canary).with_context(|| format!("cannot read {source}"))?;
             let canary = serin_crds::manifest::parse_canary(&source, &text)?;

@@ -26,20 +26,10 @@ fn failing_checks_roll_back_at_the_threshold() {
     assert_eq!(world.phase(), Failed);
     assert_eq!(world.weights(), (100, 0));
     assert_eq!(world.observations.canary, Readiness::ScaledToZero);
-    assert_eq!(
-        world.observations.primary_revision.as_deref(),
-        Some("v1"),
-        "the primary is never touched"
-    );
+    assert_eq!(world.observations.primary_revision.as_deref(), Some("v1"), "the primary is never touched");
     let status = world.status();
     assert_eq!(status.failed_checks, 3);
-    assert!(
-        status
-            .last_failure_reason
-            .as_ref()
-            .unwrap()
-            .contains("request-success-rate 90 is below the minimum 99")
-    );
+    assert!(status.last_failure_reason.as_ref().unwrap().contains("request-success-rate 90 is below the minimum 99"));
     assert_eq!(status.metrics[0].outcome, MetricOutcome::Failed);
     assert_eq!(status.metrics[0].value, Some(90.0));
     assert_eq!(condition(&world, condition::STALLED).unwrap().reason, "AnalysisFailed");
@@ -54,30 +44,17 @@ fn latency_above_its_maximum_fails_the_check() {
     let mut world = initialized(spec(analysis));
     world.canary.latency_ms = 800.0;
     assert_eq!(finish(&mut world, 10), Failed);
-    assert!(
-        world
-            .status()
-            .last_failure_reason
-            .as_ref()
-            .unwrap()
-            .contains("800 is above the maximum 500")
-    );
+    assert!(world.status().last_failure_reason.as_ref().unwrap().contains("800 is above the maximum 500"));
 }
 
 #[test]
 fn deprecated_threshold_is_a_minimum_for_success_rate_and_a_maximum_otherwise() {
     let analysis = "  stepWeight: 50\n  metrics:\n  - {name: request-success-rate, threshold: 99}\n  - {name: request-duration, threshold: 500}\n";
     let mut world = initialized(spec(analysis));
-    world.canary = serin_controller::simulate::Behaviour {
-        error_rate: 0.0,
-        latency_ms: 400.0,
-    };
+    world.canary = serin_controller::simulate::Behaviour { error_rate: 0.0, latency_ms: 400.0 };
     assert_eq!(finish(&mut world, 10), Succeeded);
     let mut world = initialized(spec(analysis));
-    world.canary = serin_controller::simulate::Behaviour {
-        error_rate: 0.0,
-        latency_ms: 600.0,
-    };
+    world.canary = serin_controller::simulate::Behaviour { error_rate: 0.0, latency_ms: 600.0 };
     assert_eq!(finish(&mut world, 10), Failed);
 }
 
@@ -95,19 +72,12 @@ fn metrics_are_not_evaluated_on_the_first_step() {
 #[test]
 fn no_data_fails_by_default_and_says_so() {
     let mut world = initialized(with_success_rate(2));
-    world.metric_overrides.insert(
-        "request-success-rate".into(),
-        MetricValue::NoData("empty result".into()),
-    );
+    world.metric_overrides.insert("request-success-rate".into(), MetricValue::NoData("empty result".into()));
     world.tick();
     world.tick();
     world.tick();
     assert_eq!(world.status().failed_checks, 1);
-    assert!(
-        world.status().message.contains("onNoData: Fail"),
-        "{}",
-        world.status().message
-    );
+    assert!(world.status().message.contains("onNoData: Fail"), "{}", world.status().message);
     assert_eq!(world.status().metrics[0].outcome, MetricOutcome::NoData);
     world.tick();
     assert_eq!(world.phase(), Failed);
@@ -119,20 +89,14 @@ fn no_data_with_hold_keeps_the_weight_without_counting() {
     let mut world = initialized(spec(analysis));
     world.tick();
     world.tick();
-    world
-        .metric_overrides
-        .insert("request-success-rate".into(), MetricValue::Value(f64::NAN));
+    world.metric_overrides.insert("request-success-rate".into(), MetricValue::Value(f64::NAN));
     for _ in 0..5 {
         world.tick();
     }
     assert_eq!(world.phase(), Progressing);
     assert_eq!(world.status().failed_checks, 0);
     assert_eq!(world.weights(), (90, 10));
-    assert!(
-        world.status().message.contains("holding (onNoData: Hold)"),
-        "{}",
-        world.status().message
-    );
+    assert!(world.status().message.contains("holding (onNoData: Hold)"), "{}", world.status().message);
     world.metric_overrides.clear();
     world.tick();
     assert_eq!(world.weights(), (80, 20), "traffic came back: the run goes on");
@@ -143,21 +107,11 @@ fn an_unreachable_provider_counts_as_a_failed_check() {
     let mut world = initialized(with_success_rate(5));
     world.tick();
     world.tick();
-    world.metric_overrides.insert(
-        "request-success-rate".into(),
-        MetricValue::Error("connection refused".into()),
-    );
+    world.metric_overrides.insert("request-success-rate".into(), MetricValue::Error("connection refused".into()));
     world.tick();
     assert_eq!(world.status().failed_checks, 1);
     assert_eq!(world.status().metrics[0].outcome, MetricOutcome::Error);
-    assert!(
-        world
-            .status()
-            .last_failure_reason
-            .as_ref()
-            .unwrap()
-            .contains("connection refused")
-    );
+    assert!(world.status().last_failure_reason.as_ref().unwrap().contains("connection refused"));
 }
 
 #[test]
@@ -227,11 +181,7 @@ fn a_failed_revision_reapplied_after_a_revert_runs_again() {
     world.canary.error_rate = 0.0;
     world.deploy("v2");
     world.tick();
-    assert_eq!(
-        world.phase(),
-        Progressing,
-        "v2 counts as new again once the target went back to v1"
-    );
+    assert_eq!(world.phase(), Progressing, "v2 counts as new again once the target went back to v1");
 }
 
 #[test]
@@ -245,16 +195,6 @@ fn a_canary_that_never_becomes_ready_rolls_back_at_the_deadline() {
     assert!(world.status().message.contains("waiting for podinfo"));
     assert_eq!(world.status().failed_checks, 0, "waiting is not a failed check");
     assert!(world.run_until(&[Failed], 10));
-    assert_eq!(
-        condition(&world, condition::STALLED).unwrap().reason,
-        "ProgressDeadlineExceeded"
-    );
-    assert!(
-        world
-            .status()
-            .last_failure_reason
-            .as_ref()
-            .unwrap()
-            .contains("progressDeadlineSeconds 90")
-    );
+    assert_eq!(condition(&world, condition::STALLED).unwrap().reason, "ProgressDeadlineExceeded");
+    assert!(world.status().last_failure_reason.as_ref().unwrap().contains("progressDeadlineSeconds 90"));
 }

@@ -13,13 +13,7 @@ fn with_hook(kind: &str, extra_analysis: &str) -> serin_crds::CanarySpec {
 }
 
 fn closed(kind: HookType) -> (HookType, HookOutcome) {
-    (
-        kind,
-        HookOutcome::Failed {
-            hook: format!("{kind}-hook"),
-            message: "closed".into(),
-        },
-    )
+    (kind, HookOutcome::Failed { hook: format!("{kind}-hook"), message: "closed".into() })
 }
 
 #[test]
@@ -29,20 +23,10 @@ fn confirm_rollout_closed_waits_then_opens() {
     let decision = world.tick();
     assert_eq!(world.phase(), Waiting);
     assert!(!decision.actions.contains(&Action::ScaleCanaryUp));
-    assert!(
-        decision.actions.iter().any(|a| matches!(a, Action::Alert { .. })),
-        "alerts once on entering Waiting"
-    );
+    assert!(decision.actions.iter().any(|a| matches!(a, Action::Alert { .. })), "alerts once on entering Waiting");
     let again = world.tick();
-    assert_eq!(
-        world.asked,
-        [Question::Hooks(HookType::ConfirmRollout)],
-        "re-asked every interval"
-    );
-    assert!(
-        !again.actions.iter().any(|a| matches!(a, Action::Alert { .. })),
-        "no alert storm"
-    );
+    assert_eq!(world.asked, [Question::Hooks(HookType::ConfirmRollout)], "re-asked every interval");
+    assert!(!again.actions.iter().any(|a| matches!(a, Action::Alert { .. })), "no alert storm");
     world.hook_outcomes.clear();
     world.tick();
     assert_eq!(world.phase(), Progressing);
@@ -70,10 +54,7 @@ fn pre_rollout_runs_once_on_the_first_step_and_failures_count() {
     world.tick();
     assert_eq!(world.weights(), (50, 50), "passes on retry and shifts in the same tick");
     world.tick();
-    assert!(
-        !world.asked.contains(&Question::Hooks(HookType::PreRollout)),
-        "only on the first step"
-    );
+    assert!(!world.asked.contains(&Question::Hooks(HookType::PreRollout)), "only on the first step");
 }
 
 #[test]
@@ -81,14 +62,7 @@ fn pre_rollout_failing_to_the_threshold_rolls_back() {
     let mut world = initialized(with_hook("pre-rollout", ""));
     world.hook_outcomes.extend([closed(HookType::PreRollout)]);
     assert_eq!(finish(&mut world, 10), Failed);
-    assert!(
-        world
-            .status()
-            .last_failure_reason
-            .as_ref()
-            .unwrap()
-            .contains("pre-rollout hook pre-rollout-hook failed")
-    );
+    assert!(world.status().last_failure_reason.as_ref().unwrap().contains("pre-rollout hook pre-rollout-hook failed"));
 }
 
 #[test]
@@ -100,11 +74,7 @@ fn rollout_hooks_run_every_step_before_metrics_and_failures_count() {
     assert_eq!(world.asked, [Question::Hooks(HookType::Rollout), Question::Metrics]);
     world.hook_outcomes.extend([closed(HookType::Rollout)]);
     world.tick();
-    assert_eq!(
-        world.asked,
-        [Question::Hooks(HookType::Rollout)],
-        "a failed rollout hook stops the step"
-    );
+    assert_eq!(world.asked, [Question::Hooks(HookType::Rollout)], "a failed rollout hook stops the step");
     assert_eq!(world.status().failed_checks, 1);
 }
 
@@ -121,10 +91,7 @@ fn confirm_traffic_increase_closed_holds_the_weight_without_failing() {
     for _ in 0..5 {
         world.tick();
     }
-    assert_eq!(
-        (world.phase(), world.weights(), world.status().failed_checks),
-        (Progressing, (50, 50), 0)
-    );
+    assert_eq!((world.phase(), world.weights(), world.status().failed_checks), (Progressing, (50, 50), 0));
     world.hook_outcomes.clear();
     world.tick();
     assert_eq!(world.weights(), (25, 75));
@@ -135,11 +102,7 @@ fn confirm_promotion_closed_waits_for_promotion_while_analysis_goes_on() {
     let mut world = initialized(with_hook("confirm-promotion", SUCCESS_RATE));
     world.hook_outcomes.extend([closed(HookType::ConfirmPromotion)]);
     assert!(world.run_until(&[WaitingPromotion], 10));
-    assert_eq!(
-        world.status().canary_weight,
-        100,
-        "the weight stays visible, unlike Flagger's 0"
-    );
+    assert_eq!(world.status().canary_weight, 100, "the weight stays visible, unlike Flagger's 0");
     world.tick();
     assert_eq!(world.phase(), WaitingPromotion);
     assert!(world.asked.contains(&Question::Metrics), "analysis keeps running");
@@ -160,36 +123,23 @@ fn a_failing_metric_while_waiting_for_promotion_rolls_back() {
 #[test]
 fn rollback_hook_success_rolls_back_a_run() {
     let mut world = initialized(with_hook("rollback", ""));
-    world.hook_outcomes.insert(
-        HookType::Rollback,
-        HookOutcome::Failed {
-            hook: "rollback-hook".into(),
-            message: "no".into(),
-        },
-    );
+    world
+        .hook_outcomes
+        .insert(HookType::Rollback, HookOutcome::Failed { hook: "rollback-hook".into(), message: "no".into() });
     world.tick();
     world.tick();
-    assert_eq!(
-        world.phase(),
-        Progressing,
-        "a failing rollback hook means: no rollback wanted"
-    );
+    assert_eq!(world.phase(), Progressing, "a failing rollback hook means: no rollback wanted");
     world.hook_outcomes.insert(HookType::Rollback, HookOutcome::Succeeded);
     world.tick();
     assert_eq!(world.phase(), Failed);
-    assert_eq!(
-        condition(&world, condition::STALLED).unwrap().reason,
-        "RollbackRequested"
-    );
+    assert_eq!(condition(&world, condition::STALLED).unwrap().reason, "RollbackRequested");
 }
 
 #[test]
 fn rollback_hook_is_honoured_while_waiting_unlike_flagger() {
     let analysis = "  stepWeight: 50\n  webhooks:\n  - {name: approve, type: confirm-rollout, url: http://gate.test/}\n  - {name: stop, type: rollback, url: http://gate.test/}\n";
     let mut world = initialized(spec(analysis));
-    world
-        .hook_outcomes
-        .extend([closed(HookType::ConfirmRollout), closed(HookType::Rollback)]);
+    world.hook_outcomes.extend([closed(HookType::ConfirmRollout), closed(HookType::Rollback)]);
     world.tick();
     world.tick();
     assert_eq!(world.phase(), Waiting);
@@ -198,33 +148,15 @@ fn rollback_hook_is_honoured_while_waiting_unlike_flagger() {
     assert_eq!(world.phase(), Failed);
     world.hook_outcomes.clear();
     world.tick();
-    assert_eq!(
-        world.phase(),
-        Failed,
-        "the rolled-back revision does not start again by itself"
-    );
+    assert_eq!(world.phase(), Failed, "the rolled-back revision does not start again by itself");
 }
 
 #[test]
 fn post_rollout_hooks_run_after_success_and_failure() {
     let mut world = initialized(with_hook("post-rollout", ""));
     assert_eq!(finish(&mut world, 10), Succeeded);
-    let runs = actions(&world, |a| {
-        matches!(
-            a,
-            Action::RunHooks {
-                kind: HookType::PostRollout,
-                ..
-            }
-        )
-    });
-    assert_eq!(
-        runs,
-        [Action::RunHooks {
-            kind: HookType::PostRollout,
-            phase: Succeeded
-        }]
-    );
+    let runs = actions(&world, |a| matches!(a, Action::RunHooks { kind: HookType::PostRollout, .. }));
+    assert_eq!(runs, [Action::RunHooks { kind: HookType::PostRollout, phase: Succeeded }]);
 }
 
 #[test]

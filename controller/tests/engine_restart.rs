@@ -43,15 +43,8 @@ fn a_lost_weight_change_is_reissued() {
     assert_eq!(world.status().canary_weight, 20);
     assert_eq!(world.weights(), (90, 10), "the route never got the new weight");
     let decision = world.tick();
-    assert_eq!(
-        decision.actions.first(),
-        Some(&Action::SetRoutes(Routes::with_canary(20, false)))
-    );
-    assert_eq!(
-        world.status().canary_weight,
-        30,
-        "and the run goes on from the recorded step"
-    );
+    assert_eq!(decision.actions.first(), Some(&Action::SetRoutes(Routes::with_canary(20, false))));
+    assert_eq!(world.status().canary_weight, 30, "and the run goes on from the recorded step");
 }
 
 #[test]
@@ -64,11 +57,7 @@ fn a_lost_rollback_is_carried_out_on_the_next_tick() {
     assert_eq!(world.phase(), Failed);
     assert_eq!(world.weights(), (90, 10));
     world.tick();
-    assert_eq!(
-        world.weights(),
-        (100, 0),
-        "the restarted controller puts all traffic back on the primary"
-    );
+    assert_eq!(world.weights(), (100, 0), "the restarted controller puts all traffic back on the primary");
     assert_eq!(world.phase(), Failed);
 }
 
@@ -79,11 +68,7 @@ fn a_lost_promotion_is_reissued_never_skipped() {
     world.tick();
     tick_and_die(&mut world);
     assert_eq!(world.phase(), Promoting);
-    assert_eq!(
-        world.observations.primary_revision.as_deref(),
-        Some("v1"),
-        "Promote was lost"
-    );
+    assert_eq!(world.observations.primary_revision.as_deref(), Some("v1"), "Promote was lost");
     let decision = world.tick();
     assert!(decision.actions.contains(&Action::Promote { revision: "v2".into() }));
     assert_eq!(finish(&mut world, 10), Succeeded);
@@ -129,11 +114,7 @@ fn a_restart_at_every_tick_of_a_run_ends_the_same() {
             assert_eq!(world.phase(), expected, "killed after tick {k}");
             world.tick();
             assert_eq!(world.weights(), (100, 0), "killed after tick {k}");
-            assert_eq!(
-                world.observations.primary_revision.as_deref(),
-                Some(primary),
-                "killed after tick {k}"
-            );
+            assert_eq!(world.observations.primary_revision.as_deref(), Some(primary), "killed after tick {k}");
         }
     }
 }
@@ -147,10 +128,7 @@ fn deletion_with_revert_restores_the_target_first() {
     let decision = world.tick();
     assert_eq!(world.phase(), Terminating);
     assert!(decision.actions.contains(&Action::RestoreTarget));
-    assert!(
-        !decision.actions.contains(&Action::RemoveFinalizer),
-        "not before the target is ready"
-    );
+    assert!(!decision.actions.contains(&Action::RemoveFinalizer), "not before the target is ready");
     world.tick();
     assert_eq!(world.phase(), Terminating, "the target is still rolling out");
     assert!(world.status().message.contains("waiting for it to be ready"));
@@ -192,13 +170,7 @@ fn observed_generation_follows_the_spec_generation() {
     world.generation = 7;
     world.tick();
     assert_eq!(world.status().observed_generation, 7);
-    assert!(
-        world
-            .status()
-            .conditions
-            .iter()
-            .all(|c| c.observed_generation == Some(7))
-    );
+    assert!(world.status().conditions.iter().all(|c| c.observed_generation == Some(7)));
     assert_eq!(condition(&world, condition::READY).unwrap().status, "False");
 }
 

@@ -33,21 +33,14 @@ fn a_primary_that_never_becomes_ready_stalls_initialization() {
         "v1",
     );
     world.tick();
-    world.observations.primary = Readiness::Pending {
-        reason: "ImagePullBackOff".into(),
-        since: world.now,
-    };
+    world.observations.primary = Readiness::Pending { reason: "ImagePullBackOff".into(), since: world.now };
     for _ in 0..4 {
         world.tick();
     }
     assert_eq!(world.phase(), Initializing);
     let stalled = condition(&world, condition::STALLED).expect("Stalled is set");
     assert_eq!(stalled.reason, "PrimaryNotReady");
-    assert!(
-        world.status().message.contains("ImagePullBackOff"),
-        "{}",
-        world.status().message
-    );
+    assert!(world.status().message.contains("ImagePullBackOff"), "{}", world.status().message);
 }
 
 #[test]
@@ -75,15 +68,7 @@ fn new_revision_starts_a_run_at_weight_zero_then_steps() {
     assert_eq!(world.observations.primary_revision.as_deref(), Some("v2"));
     assert_eq!(world.observations.canary, Readiness::ScaledToZero);
     assert!(
-        actions(&world, |a| matches!(
-            a,
-            Action::RunHooks {
-                kind: HookType::PostRollout,
-                phase: Succeeded
-            }
-        ))
-        .len()
-            == 1
+        actions(&world, |a| matches!(a, Action::RunHooks { kind: HookType::PostRollout, phase: Succeeded })).len() == 1
     );
     assert_eq!(condition(&world, condition::READY).unwrap().status, "True");
 }
@@ -112,20 +97,10 @@ fn step_weights_give_primary_100_99_98_90_20() {
 fn analysis_phases_with_step_weight_promotion() {
     // Flagger's TestScheduler_DeploymentAnalysisPhases: stepWeight 100, stepWeightPromotion 50.
     let mut world = initialized(spec("  stepWeight: 100\n  stepWeightPromotion: 50\n"));
-    let phases: Vec<_> = trace(&mut world, 6)
-        .into_iter()
-        .map(|(phase, _, canary)| (phase, canary))
-        .collect();
+    let phases: Vec<_> = trace(&mut world, 6).into_iter().map(|(phase, _, canary)| (phase, canary)).collect();
     assert_eq!(
         phases,
-        [
-            (Progressing, 0),
-            (Progressing, 100),
-            (Promoting, 100),
-            (Promoting, 50),
-            (Finalising, 0),
-            (Succeeded, 0)
-        ]
+        [(Progressing, 0), (Progressing, 100), (Promoting, 100), (Promoting, 50), (Finalising, 0), (Succeeded, 0)]
     );
 }
 
@@ -140,11 +115,7 @@ fn promotion_waits_for_the_primary_rollout() {
         world.tick();
         assert_eq!(world.phase(), Promoting);
         assert_eq!(world.weights(), weight_at_promotion);
-        assert!(
-            world.status().message.contains("waiting for podinfo-primary"),
-            "{}",
-            world.status().message
-        );
+        assert!(world.status().message.contains("waiting for podinfo-primary"), "{}", world.status().message);
     }
     assert_eq!(finish(&mut world, 10), Succeeded);
 }
@@ -153,18 +124,12 @@ fn promotion_waits_for_the_primary_rollout() {
 fn failed_promotion_after_traffic_shift_routes_all_to_the_canary() {
     let mut world = initialized(spec("  stepWeight: 100\n  stepWeightPromotion: 50\n"));
     assert!(world.run_until(&[Finalising], 10));
-    world.observations.primary = Readiness::Failed {
-        reason: "CrashLoopBackOff".into(),
-    };
+    world.observations.primary = Readiness::Failed { reason: "CrashLoopBackOff".into() };
     world.tick();
     assert_eq!(world.phase(), Failed);
     assert_eq!(world.weights(), (0, 100));
     assert_eq!(world.status().canary_weight, 100);
-    assert_ne!(
-        world.observations.canary,
-        Readiness::ScaledToZero,
-        "the canary keeps serving"
-    );
+    assert_ne!(world.observations.canary, Readiness::ScaledToZero, "the canary keeps serving");
     assert_eq!(condition(&world, condition::STALLED).unwrap().reason, "PromotionFailed");
     // Idle ticks keep the routes on the canary.
     world.tick();
@@ -178,14 +143,7 @@ fn primary_stuck_past_the_deadline_while_promoting_fails_the_promotion() {
     world.rollout_ticks = 1000; // from now on: the canary is up, the primary will never finish rolling out
     assert!(world.run_until(&[Promoting], 10));
     assert!(world.run_until(&[Failed], 10), "{:?}", world.status);
-    assert!(
-        world
-            .status()
-            .last_failure_reason
-            .as_ref()
-            .unwrap()
-            .contains("progressDeadlineSeconds 120")
-    );
+    assert!(world.status().last_failure_reason.as_ref().unwrap().contains("progressDeadlineSeconds 120"));
     assert_eq!(world.weights(), (0, 100));
 }
 
@@ -212,21 +170,14 @@ fn blue_green_phases_with_one_iteration() {
     // Flagger's TestScheduler_DeploymentBlueGreenAnalysisPhases.
     let mut world = initialized(spec("  iterations: 1\n"));
     let phases: Vec<_> = trace(&mut world, 6).into_iter().map(|(phase, _, _)| phase).collect();
-    assert_eq!(
-        phases,
-        [Progressing, Progressing, Progressing, Promoting, Finalising, Succeeded]
-    );
+    assert_eq!(phases, [Progressing, Progressing, Progressing, Promoting, Finalising, Succeeded]);
 }
 
 #[test]
 fn blue_green_gets_one_analysed_tick_at_full_canary_before_promotion() {
     let mut world = initialized(spec(&format!("  iterations: 3\n{SUCCESS_RATE}")));
     let t = trace(&mut world, 6);
-    assert_eq!(
-        t[1..4].iter().map(|&(_, _, c)| c).collect::<Vec<_>>(),
-        [0, 0, 0],
-        "iterations keep the primary"
-    );
+    assert_eq!(t[1..4].iter().map(|&(_, _, c)| c).collect::<Vec<_>>(), [0, 0, 0], "iterations keep the primary");
     assert_eq!(t[4], (Progressing, 0, 100), "then all traffic goes to the canary");
     assert_eq!(t[5].0, Promoting);
     assert_eq!(world.status().iterations, 4);
@@ -263,10 +214,7 @@ fn ab_testing_routes_matching_requests_to_the_canary_per_iteration() {
     let mut world = initialized(spec(analysis));
     world.tick();
     let t = trace(&mut world, 4);
-    assert_eq!(
-        t[..3],
-        [(Progressing, 0, 100), (Progressing, 0, 100), (Progressing, 0, 100)]
-    );
+    assert_eq!(t[..3], [(Progressing, 0, 100), (Progressing, 0, 100), (Progressing, 0, 100)]);
     assert_eq!(world.status().iterations, 3);
     assert_eq!(t[3].0, Promoting);
     assert_eq!(finish(&mut world, 5), Succeeded);
@@ -279,20 +227,11 @@ fn session_affinity_cookies_follow_the_run() {
         "  stepWeight: 50\n  sessionAffinity: {cookieName: canary-cookie, primaryCookieName: primary-cookie}\n";
     let mut world = initialized(spec(analysis));
     world.tick();
-    assert_eq!(
-        world.status().session_affinity_cookie.as_deref(),
-        Some("canary-cookie=v2")
-    );
-    assert_eq!(
-        world.status().primary_session_affinity_cookie.as_deref(),
-        Some("primary-cookie=v1")
-    );
+    assert_eq!(world.status().session_affinity_cookie.as_deref(), Some("canary-cookie=v2"));
+    assert_eq!(world.status().primary_session_affinity_cookie.as_deref(), Some("primary-cookie=v1"));
     assert_eq!(finish(&mut world, 10), Succeeded);
     assert_eq!(world.status().session_affinity_cookie, None);
-    assert_eq!(
-        world.status().previous_session_affinity_cookie.as_deref(),
-        Some("canary-cookie=v2")
-    );
+    assert_eq!(world.status().previous_session_affinity_cookie.as_deref(), Some("canary-cookie=v2"));
 }
 
 #[test]

@@ -16,11 +16,7 @@ fn examples() -> Vec<PathBuf> {
 }
 
 fn simulate(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_serin-controller"))
-        .arg("simulate")
-        .args(args)
-        .output()
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_serin-controller")).arg("simulate").args(args).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output.status.code().unwrap_or(-1), stdout, stderr)
@@ -31,10 +27,7 @@ fn every_example_is_promoted_when_the_new_version_is_healthy() {
     for example in examples() {
         let (code, stdout, stderr) = simulate(&[example.to_str().unwrap()]);
         assert_eq!(code, 0, "{}:\n{stdout}{stderr}", example.display());
-        assert!(
-            stdout.contains("Progressing") && stdout.contains("Promoting"),
-            "{stdout}"
-        );
+        assert!(stdout.contains("Progressing") && stdout.contains("Promoting"), "{stdout}");
         assert!(stdout.trim_end().ends_with("result: Succeeded"), "{stdout}");
     }
 }
@@ -51,12 +44,7 @@ fn every_example_is_rolled_back_when_the_new_version_fails() {
         } else if text.contains("request-duration") {
             vec![path.into(), "--latency-ms".into(), "100000".into()]
         } else {
-            let name = text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("- name: "))
-                .unwrap()
-                .trim()
-                .to_string();
+            let name = text.lines().find_map(|l| l.trim().strip_prefix("- name: ")).unwrap().trim().to_string();
             vec![path.into(), "--metric".into(), format!("{name}=nodata")]
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -64,10 +52,7 @@ fn every_example_is_rolled_back_when_the_new_version_fails() {
         assert_eq!(code, 1, "{}:\n{stdout}{stderr}", example.display());
         assert!(stdout.trim_end().ends_with("result: Failed"), "{stdout}");
         let last_row = stdout.lines().rev().find(|l| l.contains("Failed ")).unwrap();
-        assert!(
-            last_row.contains("routes 100/0"),
-            "rollback routes everything to the primary: {last_row}"
-        );
+        assert!(last_row.contains("routes 100/0"), "rollback routes everything to the primary: {last_row}");
     }
 }
 
@@ -76,15 +61,9 @@ fn the_timeline_of_step_weights_matches_flagger() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/canary-step-weights.yaml");
     let (code, stdout, _) = simulate(&[example.to_str().unwrap()]);
     assert_eq!(code, 0);
-    let routes: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.split("routes ").nth(1))
-        .map(|r| r.split([' ', ',']).next().unwrap())
-        .collect();
-    assert!(
-        routes.windows(4).any(|w| w == ["99/1", "98/2", "90/10", "20/80"]),
-        "{routes:?}\n{stdout}"
-    );
+    let routes: Vec<&str> =
+        stdout.lines().filter_map(|l| l.split("routes ").nth(1)).map(|r| r.split([' ', ',']).next().unwrap()).collect();
+    assert!(routes.windows(4).any(|w| w == ["99/1", "98/2", "90/10", "20/80"]), "{routes:?}\n{stdout}");
 }
 
 #[test]
@@ -103,18 +82,12 @@ fn bad_input_gets_a_clear_error() {
     .unwrap();
     let (code, _, stderr) = simulate(&[bad.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("spec.analysis.intervall") && stderr.contains("Canary \"web\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains("spec.analysis.intervall") && stderr.contains("Canary \"web\""), "{stderr}");
 
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/canary-step-weight.yaml");
     let (code, _, stderr) = simulate(&[example.to_str().unwrap(), "--metric", "nope=1"]);
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("--metric nope: the Canary has no such metric"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--metric nope: the Canary has no such metric"), "{stderr}");
     let (code, _, stderr) = simulate(&[example.to_str().unwrap(), "--error-rate", "2"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("outside 0.0..=1.0"), "{stderr}");

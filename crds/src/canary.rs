@@ -82,10 +82,7 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
 impl CanarySpec {
     /// The progress deadline in seconds, defaulted.
     pub fn progress_deadline_seconds(&self) -> i64 {
-        i64::from(
-            self.progress_deadline_seconds
-                .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS),
-        )
+        i64::from(self.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS))
     }
 
     /// The apex service name: `service.name`, else the target's name.

@@ -48,10 +48,7 @@ impl CanaryPhase {
 
     /// True in phases where no run is under way and a new revision may start one.
     pub fn is_idle(self) -> bool {
-        matches!(
-            self,
-            CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed
-        )
+        matches!(self, CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed)
     }
 
     /// The phase name as written in status.

@@ -18,19 +18,14 @@ pub struct DurationError {
 
 /// Parses a Go-style duration such as `1m30s`.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
-    let err = |reason| DurationError {
-        input: input.to_string(),
-        reason,
-    };
+    let err = |reason| DurationError { input: input.to_string(), reason };
     if input.is_empty() {
         return Err(err("empty"));
     }
     let mut rest = input;
     let mut total = 0f64;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or(err("missing unit"))?;
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or(err("missing unit"))?;
         if number_len == 0 {
             return Err(err("expected a number"));
         }

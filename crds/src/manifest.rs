@@ -30,11 +30,7 @@ pub enum ManifestError {
     #[error("{source_name}: not valid YAML: {message}")]
     Yaml { source_name: String, message: String },
     #[error("{source_name}: document {document}: {message}")]
-    Document {
-        source_name: String,
-        document: usize,
-        message: String,
-    },
+    Document { source_name: String, document: usize, message: String },
     #[error("{0}")]
     Field(Box<FieldProblem>),
 }
@@ -55,10 +51,8 @@ const TOP_LEVEL_KEYS: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "st
 
 /// Reads every document of a YAML stream. `source_name` (a path, usually) is used in errors.
 pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
-        source_name: source_name.to_string(),
-        message: e.to_string(),
-    })?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| ManifestError::Yaml { source_name: source_name.to_string(), message: e.to_string() })?;
     documents
         .into_iter()
         .enumerate()
@@ -68,24 +62,13 @@ pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, Manifes
 }
 
 fn parse_document(source_name: &str, document: usize, doc: Value) -> Result<Manifest, ManifestError> {
-    let doc_err = |message: String| ManifestError::Document {
-        source_name: source_name.to_string(),
-        document,
-        message,
-    };
+    let doc_err = |message: String| ManifestError::Document { source_name: source_name.to_string(), document, message };
     let Value::Object(map) = &doc else {
-        return Err(doc_err(
-            "expected a mapping with apiVersion, kind and metadata".to_string(),
-        ));
+        return Err(doc_err("expected a mapping with apiVersion, kind and metadata".to_string()));
     };
     let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
     let (api_version, kind) = (text("apiVersion"), text("kind"));
-    let name = map
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let name = map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
     if api_version.is_empty() || kind.is_empty() {
         return Err(doc_err("missing apiVersion or kind".to_string()));
     }
@@ -106,12 +89,7 @@ fn parse_document(source_name: &str, document: usize, doc: Value) -> Result<Mani
         ));
     }
     if api_version != API_VERSION {
-        return Ok(Manifest::Other {
-            api_version,
-            kind,
-            name,
-            value: doc,
-        });
+        return Ok(Manifest::Other { api_version, kind, name, value: doc });
     }
     if name.is_empty() {
         return Err(field_err("metadata.name".into(), "is required".into()));

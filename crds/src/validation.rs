@@ -16,10 +16,7 @@ pub struct FieldError {
 }
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> FieldError {
-    FieldError {
-        path: path.into(),
-        message: message.into(),
-    }
+    FieldError { path: path.into(), message: message.into() }
 }
 
 /// Builtin metric names that need no template.
@@ -32,20 +29,14 @@ pub fn validate_canary(spec: &CanarySpec) -> Vec<FieldError> {
         errors.push(err("spec.targetRef.name", "must not be empty"));
     }
     if !(1..=65535).contains(&spec.service.port) {
-        errors.push(err(
-            "spec.service.port",
-            format!("{} is not a port (1..=65535)", spec.service.port),
-        ));
+        errors.push(err("spec.service.port", format!("{} is not a port (1..=65535)", spec.service.port)));
     }
     if let Some(deadline) = spec.progress_deadline_seconds
         && deadline < 1
     {
         errors.push(err("spec.progressDeadlineSeconds", "must be at least 1"));
     }
-    for (field, value) in [
-        ("timeout", &spec.service.timeout),
-        ("backendTimeout", &spec.service.backend_timeout),
-    ] {
+    for (field, value) in [("timeout", &spec.service.timeout), ("backendTimeout", &spec.service.backend_timeout)] {
         check_duration(&mut errors, &format!("spec.service.{field}"), value.as_deref());
     }
     validate_analysis(&spec.analysis, &mut errors);
@@ -63,15 +54,8 @@ fn validate_analysis(analysis: &CanaryAnalysis, errors: &mut Vec<FieldError>) {
     .filter_map(|(name, set)| set.then_some(name))
     .collect();
     if chosen.len() != 1 {
-        let found = if chosen.is_empty() {
-            "none".to_string()
-        } else {
-            chosen.join(" and ")
-        };
-        errors.push(err(
-            path,
-            format!("set exactly one of stepWeight, stepWeights or iterations (found {found})"),
-        ));
+        let found = if chosen.is_empty() { "none".to_string() } else { chosen.join(" and ") };
+        errors.push(err(path, format!("set exactly one of stepWeight, stepWeights or iterations (found {found})")));
     }
     check_duration(errors, &format!("{path}.interval"), analysis.interval.as_deref());
     for (field, value) in [
@@ -99,10 +83,7 @@ fn validate_analysis(analysis: &CanaryAnalysis, errors: &mut Vec<FieldError>) {
         let mut previous = 0;
         for (i, &w) in steps.iter().enumerate() {
             if !(1..=100).contains(&w) {
-                errors.push(err(
-                    format!("{path}.stepWeights[{i}]"),
-                    format!("{w} is outside 1..=100"),
-                ));
+                errors.push(err(format!("{path}.stepWeights[{i}]"), format!("{w} is outside 1..=100")));
             } else if w <= previous {
                 errors.push(err(
                     format!("{path}.stepWeights[{i}]"),
@@ -125,10 +106,7 @@ fn validate_analysis(analysis: &CanaryAnalysis, errors: &mut Vec<FieldError>) {
             errors.push(err(format!("{path}.sessionAffinity.cookieName"), "must not be empty"));
         }
         if affinity.primary_cookie_name.as_deref() == Some(affinity.cookie_name.as_str()) {
-            errors.push(err(
-                format!("{path}.sessionAffinity.primaryCookieName"),
-                "must differ from cookieName",
-            ));
+            errors.push(err(format!("{path}.sessionAffinity.primaryCookieName"), "must differ from cookieName"));
         }
         if analysis.iterations.is_some() {
             errors.push(err(
@@ -161,10 +139,7 @@ fn validate_analysis(analysis: &CanaryAnalysis, errors: &mut Vec<FieldError>) {
             if let (Some(min), Some(max)) = (range.min, range.max)
                 && min > max
             {
-                errors.push(err(
-                    format!("{mpath}.thresholdRange"),
-                    format!("min {min} is above max {max}"),
-                ));
+                errors.push(err(format!("{mpath}.thresholdRange"), format!("min {min} is above max {max}")));
             }
         }
     }
@@ -174,10 +149,7 @@ fn validate_analysis(analysis: &CanaryAnalysis, errors: &mut Vec<FieldError>) {
             errors.push(err(format!("{hpath}.name"), "must not be empty"));
         }
         if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
-            errors.push(err(
-                format!("{hpath}.url"),
-                format!("{:?} is not an http(s) URL", hook.url),
-            ));
+            errors.push(err(format!("{hpath}.url"), format!("{:?} is not an http(s) URL", hook.url)));
         }
         check_duration(errors, &format!("{hpath}.timeout"), hook.timeout.as_deref());
     }
@@ -190,41 +162,20 @@ pub fn validate_traffic_policy(spec: &TrafficPolicySpec) -> Vec<FieldError> {
         errors.push(err("spec.targetRef.name", "must not be empty"));
     }
     if spec.target_ref.kind != "Service" || !spec.target_ref.group.is_empty() {
-        errors.push(err(
-            "spec.targetRef",
-            "a TrafficPolicy attaches to a core Service (group \"\", kind Service)",
-        ));
+        errors.push(err("spec.targetRef", "a TrafficPolicy attaches to a core Service (group \"\", kind Service)"));
     }
     check_duration(&mut errors, "spec.timeout", spec.timeout.as_deref());
     if let Some(retries) = &spec.retries {
         if !(1..=10).contains(&retries.attempts) {
-            errors.push(err(
-                "spec.retries.attempts",
-                format!("{} is outside 1..=10", retries.attempts),
-            ));
+            errors.push(err("spec.retries.attempts", format!("{} is outside 1..=10", retries.attempts)));
         }
-        check_duration(
-            &mut errors,
-            "spec.retries.perTryTimeout",
-            retries.per_try_timeout.as_deref(),
-        );
+        check_duration(&mut errors, "spec.retries.perTryTimeout", retries.per_try_timeout.as_deref());
     }
     if let Some(outlier) = &spec.outlier_detection {
-        check_duration(
-            &mut errors,
-            "spec.outlierDetection.interval",
-            outlier.interval.as_deref(),
-        );
-        check_duration(
-            &mut errors,
-            "spec.outlierDetection.baseEjectionTime",
-            outlier.base_ejection_time.as_deref(),
-        );
+        check_duration(&mut errors, "spec.outlierDetection.interval", outlier.interval.as_deref());
+        check_duration(&mut errors, "spec.outlierDetection.baseEjectionTime", outlier.base_ejection_time.as_deref());
         if outlier.max_ejection_percent.is_some_and(|p| p > 100) {
-            errors.push(err(
-                "spec.outlierDetection.maxEjectionPercent",
-                "must be within 0..=100",
-            ));
+            errors.push(err("spec.outlierDetection.maxEjectionPercent", "must be within 0..=100"));
         }
     }
     if let Some(fault) = &spec.fault {
@@ -235,10 +186,7 @@ pub fn validate_traffic_policy(spec: &TrafficPolicySpec) -> Vec<FieldError> {
         if let Some(abort) = &fault.abort {
             check_percent(&mut errors, "spec.fault.abort.percent", abort.percent);
             if !(200..=599).contains(&abort.http_status) {
-                errors.push(err(
-                    "spec.fault.abort.httpStatus",
-                    format!("{} is outside 200..=599", abort.http_status),
-                ));
+                errors.push(err("spec.fault.abort.httpStatus", format!("{} is outside 200..=599", abort.http_status)));
             }
         }
     }

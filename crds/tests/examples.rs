@@ -43,11 +43,7 @@ fn load_examples() -> Vec<(PathBuf, Vec<Manifest>)> {
             Err(e) => failures.push(e.to_string()),
         }
     }
-    assert!(
-        failures.is_empty(),
-        "examples that do not load:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "examples that do not load:\n{}", failures.join("\n"));
     loaded
 }
 
@@ -58,11 +54,8 @@ fn every_example_loads() {
     for (path, manifests) in &loaded {
         assert!(!manifests.is_empty(), "{} holds no object", path.display());
     }
-    let canaries = loaded
-        .iter()
-        .flat_map(|(_, manifests)| manifests)
-        .filter(|m| matches!(m, Manifest::Canary(_)))
-        .count();
+    let canaries =
+        loaded.iter().flat_map(|(_, manifests)| manifests).filter(|m| matches!(m, Manifest::Canary(_))).count();
     assert!(
         canaries >= EXPECTED_CANARIES,
         "expected at least {EXPECTED_CANARIES} Canary objects in examples/, found {canaries}"
@@ -73,11 +66,7 @@ fn every_example_loads() {
 fn every_example_file_starts_with_a_comment() {
     for path in example_files() {
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.starts_with("# "),
-            "{} should start with a comment saying what it shows",
-            path.display()
-        );
+        assert!(text.starts_with("# "), "{} should start with a comment saying what it shows", path.display());
     }
 }
 
@@ -92,11 +81,9 @@ fn example_references_resolve() {
     let templates: Vec<(String, String, &str)> = manifests
         .iter()
         .filter_map(|m| match m {
-            Manifest::MetricTemplate(t) => Some((
-                namespace_of(&t.metadata),
-                t.metadata.name.clone().unwrap_or_default(),
-                t.spec.query.as_str(),
-            )),
+            Manifest::MetricTemplate(t) => {
+                Some((namespace_of(&t.metadata), t.metadata.name.clone().unwrap_or_default(), t.spec.query.as_str()))
+            }
             _ => None,
         })
         .collect();
@@ -178,26 +165,14 @@ fn load_error(source: &str, yaml: &str) -> (ManifestError, String) {
 fn misspelled_field_names_the_field_and_its_path() {
     let yaml = canary_with_analysis("interval: 30s\nstepWieght: 10\nmaxWeight: 50\n");
     let (error, text) = load_error("typo.yaml", &yaml);
-    assert!(
-        text.contains("stepWieght"),
-        "error should name the unknown field: {text}"
-    );
-    assert!(
-        text.contains("spec.analysis"),
-        "error should give the field's path: {text}"
-    );
-    assert!(
-        text.starts_with("typo.yaml: document 1: Canary \"podinfo\""),
-        "error should say where: {text}"
-    );
+    assert!(text.contains("stepWieght"), "error should name the unknown field: {text}");
+    assert!(text.contains("spec.analysis"), "error should give the field's path: {text}");
+    assert!(text.starts_with("typo.yaml: document 1: Canary \"podinfo\""), "error should say where: {text}");
     match error {
         ManifestError::Field(problem) => {
             let (field, message) = (&problem.field, &problem.message);
             assert_eq!(field, "spec.analysis.stepWieght", "full path of the unknown field");
-            assert!(
-                message.contains("stepWeight"),
-                "message should list the valid names: {message}"
-            );
+            assert!(message.contains("stepWeight"), "message should list the valid names: {message}");
         }
         other => panic!("expected a field error, got {other:?}"),
     }
@@ -217,14 +192,8 @@ fn two_strategies_are_refused() {
     let yaml = canary_with_analysis("stepWeight: 10\niterations: 10\n");
     let (error, text) = load_error("two.yaml", &yaml);
     assert!(text.contains("exactly one"), "{text}");
-    assert!(
-        text.contains("stepWeight and iterations"),
-        "error should say which were set: {text}"
-    );
-    assert!(
-        matches!(&error, ManifestError::Field(p) if p.field == "spec.analysis"),
-        "{error:?}"
-    );
+    assert!(text.contains("stepWeight and iterations"), "error should say which were set: {text}");
+    assert!(matches!(&error, ManifestError::Field(p) if p.field == "spec.analysis"), "{error:?}");
 }
 
 #[test]
@@ -239,10 +208,7 @@ fn descending_step_weights_name_the_step() {
     let yaml = canary_with_analysis("stepWeights: [10, 5]\n");
     let (error, text) = load_error("steps.yaml", &yaml);
     assert!(text.contains("spec.analysis.stepWeights[1]"), "{text}");
-    assert!(
-        matches!(&error, ManifestError::Field(p) if p.field == "spec.analysis.stepWeights[1]"),
-        "{error:?}"
-    );
+    assert!(matches!(&error, ManifestError::Field(p) if p.field == "spec.analysis.stepWeights[1]"), "{error:?}");
 }
 
 #[test]
@@ -250,10 +216,7 @@ fn flagger_api_version_says_what_to_change() {
     let yaml = canary_with_analysis("stepWeight: 10\n").replace("serin.dev/v1alpha1", "flagger.app/v1beta1");
     let (error, text) = load_error("flagger.yaml", &yaml);
     assert!(text.contains("serin.dev/v1alpha1"), "{text}");
-    assert!(
-        matches!(&error, ManifestError::Field(p) if p.field == "apiVersion"),
-        "{error:?}"
-    );
+    assert!(matches!(&error, ManifestError::Field(p) if p.field == "apiVersion"), "{error:?}");
 }
 
 /// Flagger's documented podinfo Canary (Istio tutorial form), with only `apiVersion` changed and the
@@ -355,10 +318,7 @@ fn flagger_documented_canary_loads_after_changing_api_version() {
     assert_eq!(analysis.step_weight, Some(10));
     assert_eq!(analysis.max_weight, Some(50));
     assert_eq!(analysis.metrics.len(), 2);
-    assert_eq!(
-        analysis.metrics[0].threshold_range.as_ref().and_then(|r| r.min),
-        Some(99.0)
-    );
+    assert_eq!(analysis.metrics[0].threshold_range.as_ref().and_then(|r| r.min), Some(99.0));
     assert_eq!(analysis.webhooks.len(), 2);
     assert_eq!(analysis.webhooks[0].type_, serin_crds::canary::HookType::PreRollout);
     assert_eq!(
@@ -366,23 +326,15 @@ fn flagger_documented_canary_loads_after_changing_api_version() {
         serin_crds::canary::HookType::Rollout,
         "a webhook without type is a rollout hook"
     );
-    assert_eq!(
-        analysis.webhooks[0].metadata.get("type").map(String::as_str),
-        Some("bash")
-    );
+    assert_eq!(analysis.webhooks[0].metadata.get("type").map(String::as_str), Some("bash"));
     assert_eq!(canary.spec.service.retries.as_ref().map(|r| r.attempts), Some(3));
-    assert!(
-        canary.spec.service.traffic_policy.is_some(),
-        "Istio trafficPolicy is kept verbatim"
-    );
+    assert!(canary.spec.service.traffic_policy.is_some(), "Istio trafficPolicy is kept verbatim");
 }
 
 #[test]
 fn a_misspelled_top_level_key_is_named() {
     let yaml = "apiVersion: serin.dev/v1alpha1\nkind: Canary\nmetadata: {name: podinfo}\nspce: {}\n";
-    let error = serin_crds::manifest::parse_all("typo.yaml", yaml)
-        .unwrap_err()
-        .to_string();
+    let error = serin_crds::manifest::parse_all("typo.yaml", yaml).unwrap_err().to_string();
     assert!(error.contains("spce") && error.contains("unknown field"), "{error}");
 }
 
@@ -397,11 +349,6 @@ spec:
   service: {port: 80}
   canaryAnalysis: {interval: 1m, threshold: 5, stepWeight: 10}
 "#;
-    let error = serin_crds::manifest::parse_all("old.yaml", yaml)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("spec.canaryAnalysis") && error.contains("rename it to analysis"),
-        "{error}"
-    );
+    let error = serin_crds::manifest::parse_all("old.yaml", yaml).unwrap_err().to_string();
+    assert!(error.contains("spec.canaryAnalysis") && error.contains("rename it to analysis"), "{error}");
 }

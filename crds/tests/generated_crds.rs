@@ -35,12 +35,7 @@ fn canary_crd_enforces_one_strategy_and_weight_ranges() {
         assert_eq!(analysis["properties"][field]["minimum"], 0.0, "{field}");
     }
     assert_eq!(analysis["properties"]["stepWeights"]["items"]["maximum"], 100.0);
-    assert!(
-        analysis["properties"]["interval"]["pattern"]
-            .as_str()
-            .unwrap()
-            .starts_with('^')
-    );
+    assert!(analysis["properties"]["interval"]["pattern"].as_str().unwrap().starts_with('^'));
     let columns: Vec<&str> = crd["spec"]["versions"][0]["additionalPrinterColumns"]
         .as_array()
         .unwrap()
@@ -51,8 +46,5 @@ fn canary_crd_enforces_one_strategy_and_weight_ranges() {
     assert_eq!(columns, ["Status", "Weight", "FailedChecks", "LastTransitionTime"]);
     let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"];
     assert_eq!(status["observedGeneration"]["type"], "integer");
-    assert_eq!(
-        crd["spec"]["versions"][0]["subresources"]["status"],
-        serde_json::json!({})
-    );
+    assert_eq!(crd["spec"]["versions"][0]["subresources"]["status"], serde_json::json!({}));
 }

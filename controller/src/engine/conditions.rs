@@ -46,11 +46,7 @@ pub fn update(status: &mut CanaryStatus, generation: i64, now: Timestamp, stalle
     };
     set(status, condition::PROMOTED, promoted, reason, &message, generation, now);
 
-    let ready = if matches!(phase, CanaryPhase::Initialized | CanaryPhase::Succeeded) {
-        "True"
-    } else {
-        "False"
-    };
+    let ready = if matches!(phase, CanaryPhase::Initialized | CanaryPhase::Succeeded) { "True" } else { "False" };
     set(status, condition::READY, ready, reason, &message, generation, now);
 
     let reconciling = !matches!(
@@ -58,35 +54,15 @@ pub fn update(status: &mut CanaryStatus, generation: i64, now: Timestamp, stalle
         CanaryPhase::Initialized | CanaryPhase::Succeeded | CanaryPhase::Failed | CanaryPhase::Terminated
     ) && stalled.is_none();
     if reconciling {
-        set(
-            status,
-            condition::RECONCILING,
-            "True",
-            reason,
-            &message,
-            generation,
-            now,
-        );
+        set(status, condition::RECONCILING, "True", reason, &message, generation, now);
     } else {
         remove(status, condition::RECONCILING);
     }
 
     match stalled {
-        Some(stall) => set(
-            status,
-            condition::STALLED,
-            "True",
-            stall.as_str(),
-            &message,
-            generation,
-            now,
-        ),
+        Some(stall) => set(status, condition::STALLED, "True", stall.as_str(), &message, generation, now),
         None if phase == CanaryPhase::Failed => {
-            let kept = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == condition::STALLED)
-                .map(|c| c.reason.clone());
+            let kept = status.conditions.iter().find(|c| c.type_ == condition::STALLED).map(|c| c.reason.clone());
             let reason = kept.unwrap_or_else(|| "Failed".to_string());
             set(status, condition::STALLED, "True", &reason, &message, generation, now);
         }
@@ -114,15 +90,8 @@ fn set(
     match status.conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(existing) => {
             // The transition time moves only when the condition's value does.
-            let since = if existing.status == value {
-                existing.last_transition_time.clone()
-            } else {
-                Time(now)
-            };
-            *existing = Condition {
-                last_transition_time: since,
-                ..fresh
-            };
+            let since = if existing.status == value { existing.last_transition_time.clone() } else { Time(now) };
+            *existing = Condition { last_transition_time: since, ..fresh };
         }
         None => status.conditions.push(fresh),
     }

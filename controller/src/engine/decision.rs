@@ -60,11 +60,14 @@ pub enum Action {
         kind: HookType,
         phase: CanaryPhase,
     },
+    /// Record an event on the Canary. The platform also posts it to the Canary's `event` webhooks
+    /// (fire and forget), which is all that webhook type does; the engine never waits on them.
     Event {
         kind: EventKind,
         reason: String,
         message: String,
     },
+    /// Send an alert through the Canary's `alerts` providers whose severity admits it.
     Alert {
         severity: AlertSeverity,
         message: String,

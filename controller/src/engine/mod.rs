@@ -15,7 +15,9 @@
 
 mod conditions;
 mod decision;
+mod judge;
 mod observations;
+mod operator;
 pub mod revision;
 pub mod strategy;
 mod tick;

@@ -56,11 +56,7 @@ impl Routes {
     /// Routes that send `canary` percent to the canary and the rest to the primary.
     pub fn with_canary(canary: u8, mirror: bool) -> Routes {
         let canary = canary.min(100);
-        Routes {
-            primary: 100 - canary,
-            canary,
-            mirror,
-        }
+        Routes { primary: 100 - canary, canary, mirror }
     }
 }
 

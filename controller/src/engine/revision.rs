@@ -32,18 +32,12 @@ impl Revision {
             hasher.update([0]);
             hasher.update(checksum.as_bytes());
         }
-        Revision {
-            id: short_hex(&hasher.finalize()),
-            tracked_configs,
-        }
+        Revision { id: short_hex(&hasher.finalize()), tracked_configs }
     }
 
     /// A revision with a given id (simulation and tests).
     pub fn named(id: &str) -> Revision {
-        Revision {
-            id: id.to_string(),
-            tracked_configs: BTreeMap::new(),
-        }
+        Revision { id: id.to_string(), tracked_configs: BTreeMap::new() }
     }
 }
 
@@ -69,10 +63,7 @@ mod tests {
             serde_json::from_str(r#"{"spec":{"containers":[{"name":"app","image":"v1"}]},"metadata":{}}"#).unwrap();
         let b: Value =
             serde_json::from_str(r#"{"metadata":{},"spec":{"containers":[{"image":"v1","name":"app"}]}}"#).unwrap();
-        assert_eq!(
-            Revision::of(&a, BTreeMap::new()).id,
-            Revision::of(&b, BTreeMap::new()).id
-        );
+        assert_eq!(Revision::of(&a, BTreeMap::new()).id, Revision::of(&b, BTreeMap::new()).id);
     }
 
     #[test]

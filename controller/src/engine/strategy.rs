@@ -33,10 +33,7 @@ impl Strategy {
             return Strategy::AbTesting { iterations };
         }
         if iterations > 0 {
-            return Strategy::BlueGreen {
-                iterations,
-                mirror: analysis.mirror.unwrap_or(false),
-            };
+            return Strategy::BlueGreen { iterations, mirror: analysis.mirror.unwrap_or(false) };
         }
         let step_weights = analysis.step_weights.clone().unwrap_or_default();
         // Flagger: with stepWeights the cap is the last step (maxWeight is ignored).
@@ -117,12 +114,7 @@ mod tests {
     use super::*;
 
     fn steps(step_weight: Option<i32>, step_weights: Option<Vec<i32>>, max_weight: Option<i32>) -> CanarySteps {
-        let analysis = CanaryAnalysis {
-            step_weight,
-            step_weights,
-            max_weight,
-            ..Default::default()
-        };
+        let analysis = CanaryAnalysis { step_weight, step_weights, max_weight, ..Default::default() };
         match Strategy::of(&analysis) {
             Strategy::Canary(steps) => steps,
             other => panic!("expected a canary strategy, got {other:?}"),
@@ -142,10 +134,7 @@ mod tests {
     #[test]
     fn linear_steps_overshoot_max_weight_like_flagger() {
         assert_eq!(weights_until_max(&steps(Some(20), None, Some(50))), [20, 40, 60]);
-        assert_eq!(
-            weights_until_max(&steps(Some(10), None, Some(50))),
-            [10, 20, 30, 40, 50]
-        );
+        assert_eq!(weights_until_max(&steps(Some(10), None, Some(50))), [10, 20, 30, 40, 50]);
         assert_eq!(weights_until_max(&steps(Some(30), None, None)), [30, 60, 90, 100]);
     }
 
@@ -153,33 +142,16 @@ mod tests {
     fn listed_steps_follow_the_list_and_ignore_max_weight() {
         let s = steps(None, Some(vec![1, 2, 10, 80]), Some(50));
         assert_eq!(s.max_weight, 80);
-        let primary: Vec<i32> = std::iter::once(0)
-            .chain(weights_until_max(&s))
-            .map(|w| 100 - w)
-            .collect();
+        let primary: Vec<i32> = std::iter::once(0).chain(weights_until_max(&s)).map(|w| 100 - w).collect();
         assert_eq!(primary, [100, 99, 98, 90, 20]);
     }
 
     #[test]
     fn strategy_selection_follows_flagger() {
-        let ab = CanaryAnalysis {
-            iterations: Some(5),
-            match_: vec![Default::default()],
-            ..Default::default()
-        };
+        let ab = CanaryAnalysis { iterations: Some(5), match_: vec![Default::default()], ..Default::default() };
         assert_eq!(Strategy::of(&ab), Strategy::AbTesting { iterations: 5 });
-        let bg = CanaryAnalysis {
-            iterations: Some(5),
-            mirror: Some(true),
-            ..Default::default()
-        };
-        assert_eq!(
-            Strategy::of(&bg),
-            Strategy::BlueGreen {
-                iterations: 5,
-                mirror: true
-            }
-        );
+        let bg = CanaryAnalysis { iterations: Some(5), mirror: Some(true), ..Default::default() };
+        assert_eq!(Strategy::of(&bg), Strategy::BlueGreen { iterations: 5, mirror: true });
     }
 
     #[test]
@@ -187,11 +159,7 @@ mod tests {
         let analysis = CanaryAnalysis::default();
         assert_eq!(interval(&analysis), Duration::from_secs(60));
         assert_eq!(threshold(&analysis), 1);
-        let fast = CanaryAnalysis {
-            interval: Some("100ms".into()),
-            threshold: Some(-3),
-            ..Default::default()
-        };
+        let fast = CanaryAnalysis { interval: Some("100ms".into()), threshold: Some(-3), ..Default::default() };
         assert_eq!(interval(&fast), Duration::from_secs(1));
         assert_eq!(threshold(&fast), 1);
     }

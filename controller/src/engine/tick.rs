@@ -9,13 +9,13 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serin_crds::{
     CanaryPhase, CanarySpec, CanaryStatus,
-    canary::{CanaryAnalysis, HookType, NoDataPolicy},
-    canary_status::{MetricOutcome, MetricResult},
+    canary::{CanaryAnalysis, HookType},
 };
 
 use super::conditions::{self, StallReason};
 use super::decision::{Action, EventKind, Question, RolloutDecision, Step};
-use super::observations::{Answers, HookOutcome, MetricValue, Observations, OperatorAction, Readiness, Routes};
+use super::judge::{Verdict, judge};
+use super::observations::{Answers, HookOutcome, Observations, Readiness, Routes};
 use super::strategy::{self, Strategy};
 
 /// Everything one tick decides from.
@@ -89,11 +89,7 @@ impl<'a> Tick<'a> {
     fn finish(mut self) -> RolloutDecision {
         self.status.observed_generation = self.input.generation;
         conditions::update(&mut self.status, self.input.generation, self.input.now, self.stalled);
-        RolloutDecision {
-            status: self.status,
-            actions: self.actions,
-            requeue_after: self.requeue_after,
-        }
+        RolloutDecision { status: self.status, actions: self.actions, requeue_after: self.requeue_after }
     }
 
     fn run(&mut self) -> Outcome {
@@ -102,10 +98,7 @@ impl<'a> Tick<'a> {
         }
         if matches!(self.status.phase, CanaryPhase::Terminating | CanaryPhase::Terminated) {
             // Deletion was cancelled (the finalizer was removed by hand, say): start over.
-            self.enter(
-                CanaryPhase::Initializing,
-                "deletion no longer pending; initializing again",
-            );
+            self.enter(CanaryPhase::Initializing, "deletion no longer pending; initializing again");
         }
         if self.input.spec.suspend == Some(true) {
             // Operator requests stay queued (unhandled) until the Canary is resumed.
@@ -130,12 +123,7 @@ impl<'a> Tick<'a> {
         if !self.analysis.webhooks.iter().any(|h| h.type_ == kind) {
             return Ok(HookOutcome::Succeeded);
         }
-        self.input
-            .answers
-            .hooks
-            .get(&kind)
-            .cloned()
-            .ok_or(Question::Hooks(kind))
+        self.input.answers.hooks.get(&kind).cloned().ok_or(Question::Hooks(kind))
     }
 
     fn has_hooks(&self, kind: HookType) -> bool {
@@ -144,11 +132,7 @@ impl<'a> Tick<'a> {
 
     /// Whether gate hooks of `kind` asked not to alert when closed.
     fn muted(&self, kind: HookType) -> bool {
-        self.analysis
-            .webhooks
-            .iter()
-            .filter(|h| h.type_ == kind)
-            .all(|h| h.mute_alert == Some(true))
+        self.analysis.webhooks.iter().filter(|h| h.type_ == kind).all(|h| h.mute_alert == Some(true))
     }
 
     // ---- status helpers ----
@@ -167,33 +151,25 @@ impl<'a> Tick<'a> {
     }
 
     pub fn event(&mut self, kind: EventKind, reason: &str, message: impl Into<String>) {
-        self.actions.push(Action::Event {
-            kind,
-            reason: reason.to_string(),
-            message: message.into(),
-        });
+        self.actions.push(Action::Event { kind, reason: reason.to_string(), message: message.into() });
     }
 
     pub fn alert(&mut self, severity: serin_crds::canary::AlertSeverity, message: impl Into<String>) {
-        self.actions.push(Action::Alert {
-            severity,
-            message: message.into(),
-        });
+        self.actions.push(Action::Alert { severity, message: message.into() });
     }
 
     /// Sets the routes and records the canary weight.
     pub fn route(&mut self, canary: i32, mirror: bool) {
         let canary = canary.clamp(0, 100);
         self.status.canary_weight = canary;
-        self.actions
-            .push(Action::SetRoutes(Routes::with_canary(canary as u8, mirror)));
+        self.actions.push(Action::SetRoutes(Routes::with_canary(canary as u8, mirror)));
     }
 
     fn target(&self) -> &str {
         &self.input.spec.target_ref.name
     }
 
-    fn revision_id(&self) -> &str {
+    pub(super) fn revision_id(&self) -> &str {
         &self.obs.revision.id
     }
 
@@ -239,10 +215,7 @@ impl<'a> Tick<'a> {
     /// Deletion: with `revertOnDeletion`, restore the target first; without, let go at once.
     fn terminate(&mut self) -> Flow {
         if self.input.spec.revert_on_deletion != Some(true) {
-            self.enter(
-                CanaryPhase::Terminated,
-                "deleted; the generated objects go with the Canary",
-            );
+            self.enter(CanaryPhase::Terminated, "deleted; the generated objects go with the Canary");
             self.actions.push(Action::RemoveFinalizer);
             return Flow::End;
         }
@@ -251,40 +224,22 @@ impl<'a> Tick<'a> {
             return Flow::End;
         }
         if self.status.phase != CanaryPhase::Terminating {
-            self.enter(
-                CanaryPhase::Terminating,
-                format!("restoring {} before deletion", self.target()),
-            );
-            self.event(
-                EventKind::Normal,
-                "Terminating",
-                format!("Restoring {} before the Canary goes", self.target()),
-            );
+            self.enter(CanaryPhase::Terminating, format!("restoring {} before deletion", self.target()));
+            self.event(EventKind::Normal, "Terminating", format!("Restoring {} before the Canary goes", self.target()));
         }
         self.actions.push(Action::RestoreTarget);
         let target = self.target().to_string();
         match &self.obs.canary {
             Readiness::Ready => {
                 self.enter(CanaryPhase::Terminated, format!("{target} restored"));
-                self.event(
-                    EventKind::Normal,
-                    "Terminated",
-                    format!("Restored {target}; Canary removed"),
-                );
+                self.event(EventKind::Normal, "Terminated", format!("Restored {target}; Canary removed"));
                 self.actions.push(Action::RemoveFinalizer);
             }
             other => {
                 if let Some(reason) = self.stuck(other, &target) {
                     // Never hold a deletion forever (Flagger can): give up waiting, say so, let go.
-                    self.enter(
-                        CanaryPhase::Terminated,
-                        format!("released without a ready target: {reason}"),
-                    );
-                    self.event(
-                        EventKind::Warning,
-                        "Terminated",
-                        format!("Released the Canary although {reason}"),
-                    );
+                    self.enter(CanaryPhase::Terminated, format!("released without a ready target: {reason}"));
+                    self.event(EventKind::Warning, "Terminated", format!("Released the Canary although {reason}"));
                     self.actions.push(Action::RemoveFinalizer);
                 } else {
                     self.say(format!("restoring {target}: waiting for it to be ready"));
@@ -292,95 +247,6 @@ impl<'a> Tick<'a> {
             }
         }
         Flow::End
-    }
-
-    /// Operator requests act once per id, before anything else in the tick.
-    fn handle_operator_request(&mut self) -> Outcome {
-        let Some(request) = &self.obs.operator else {
-            return Ok(Flow::Continue);
-        };
-        if self.status.last_handled_request.as_deref() == Some(request.id.as_str()) {
-            return Ok(Flow::Continue);
-        }
-        self.status.last_handled_request = Some(request.id.clone());
-        let phase = self.status.phase;
-        let ignored = |tick: &mut Tick<'_>, why: String| {
-            tick.event(EventKind::Warning, "OperatorRequestIgnored", why);
-            Ok(Flow::Continue)
-        };
-        match request.action {
-            OperatorAction::Pause => {
-                self.status.paused = true;
-                self.event(
-                    EventKind::Normal,
-                    "Paused",
-                    "Paused by operator: the current step holds",
-                );
-                Ok(Flow::Continue)
-            }
-            OperatorAction::Resume => {
-                self.status.paused = false;
-                self.event(EventKind::Normal, "Resumed", "Resumed by operator");
-                Ok(Flow::Continue)
-            }
-            OperatorAction::Abort => match phase {
-                CanaryPhase::Progressing | CanaryPhase::WaitingPromotion | CanaryPhase::Waiting => {
-                    self.claim_current_revision();
-                    self.rollback(StallReason::Aborted, "aborted by operator".to_string());
-                    Ok(Flow::End)
-                }
-                CanaryPhase::Promoting | CanaryPhase::Finalising => ignored(
-                    self,
-                    format!(
-                        "abort ignored: in {phase} the canary's spec is already on the primary; roll forward instead"
-                    ),
-                ),
-                _ => ignored(self, format!("abort ignored: no run in progress ({phase})")),
-            },
-            OperatorAction::Promote => {
-                // A failed run is never promoted, not even by hand: `retry` runs it again, and a
-                // promote during that run skips what is left of it.
-                let promotable = matches!(
-                    phase,
-                    CanaryPhase::Progressing | CanaryPhase::WaitingPromotion | CanaryPhase::Waiting
-                );
-                if !promotable {
-                    let hint = if phase == CanaryPhase::Failed {
-                        "; use retry to run it again"
-                    } else {
-                        ""
-                    };
-                    return ignored(self, format!("promote ignored: nothing to promote in {phase}{hint}"));
-                }
-                if phase == CanaryPhase::Waiting {
-                    // The counters still describe the previous run.
-                    self.status.failed_checks = 0;
-                    self.status.iterations = 0;
-                    self.status.last_failure_reason = None;
-                }
-                self.claim_current_revision();
-                self.status.paused = false;
-                self.event(
-                    EventKind::Normal,
-                    "Promote",
-                    "Promotion requested by operator; skipping the remaining analysis",
-                );
-                self.promote("promoted by operator".to_string());
-                Ok(Flow::End)
-            }
-            OperatorAction::Retry => {
-                if phase != CanaryPhase::Failed || self.status.last_promoted_spec.as_deref() == Some(self.revision_id())
-                {
-                    return ignored(
-                        self,
-                        format!("retry ignored: no failed revision to run again ({phase})"),
-                    );
-                }
-                self.event(EventKind::Normal, "Retry", "Retry requested by operator");
-                self.start_run();
-                Ok(Flow::End)
-            }
-        }
     }
 
     /// Makes the target's current revision the one this run is about (Waiting has not claimed it).
@@ -400,11 +266,7 @@ impl<'a> Tick<'a> {
                 self.claim_current_revision();
                 self.status.last_promoted_spec = Some(self.obs.revision.id.clone());
                 self.enter(CanaryPhase::Initialized, format!("{target}-primary serves all traffic"));
-                self.event(
-                    EventKind::Normal,
-                    "Synced",
-                    format!("Initialization done! {}", self.input.name),
-                );
+                self.event(EventKind::Normal, "Synced", format!("Initialization done! {}", self.input.name));
                 self.alert(
                     serin_crds::canary::AlertSeverity::Info,
                     "New deployment detected, initialization completed.".to_string(),
@@ -445,10 +307,7 @@ impl<'a> Tick<'a> {
     fn waiting(&mut self) -> Outcome {
         self.reconcile_routes();
         if !self.has_new_revision() {
-            self.enter(
-                CanaryPhase::Succeeded,
-                "the target went back to the promoted revision; nothing to roll out",
-            );
+            self.enter(CanaryPhase::Succeeded, "the target went back to the promoted revision; nothing to roll out");
             return Ok(Flow::End);
         }
         if self.status.paused {
@@ -461,10 +320,7 @@ impl<'a> Tick<'a> {
         // Flagger never reaches its rollback check while Waiting (its issue #1432); Serin does.
         if self.has_hooks(HookType::Rollback) && self.hooks(HookType::Rollback)? == HookOutcome::Succeeded {
             self.claim_current_revision();
-            self.rollback(
-                StallReason::RollbackRequested,
-                "rollback webhook signalled while waiting".to_string(),
-            );
+            self.rollback(StallReason::RollbackRequested, "rollback webhook signalled while waiting".to_string());
             return Ok(Flow::End);
         }
         self.confirm_rollout()
@@ -484,19 +340,13 @@ impl<'a> Tick<'a> {
                         format!("Halt {} advancement waiting for approval {hook}", self.input.name),
                     );
                     if !self.muted(HookType::ConfirmRollout) {
-                        self.alert(
-                            serin_crds::canary::AlertSeverity::Warn,
-                            format!("Waiting for approval: {hook}"),
-                        );
+                        self.alert(serin_crds::canary::AlertSeverity::Warn, format!("Waiting for approval: {hook}"));
                     }
                     self.status.last_step_time = Some(Time(self.input.now));
                 }
                 self.enter(
                     CanaryPhase::Waiting,
-                    format!(
-                        "revision {} waits for confirm-rollout gate {hook}: {message}",
-                        self.revision_id()
-                    ),
+                    format!("revision {} waits for confirm-rollout gate {hook}: {message}", self.revision_id()),
                 );
                 Ok(Flow::End)
             }
@@ -526,10 +376,7 @@ impl<'a> Tick<'a> {
         }
         if self.status.failed_checks >= strategy::threshold(self.analysis) {
             let n = self.status.failed_checks;
-            self.rollback(
-                StallReason::AnalysisFailed,
-                format!("failed checks threshold reached {n}"),
-            );
+            self.rollback(StallReason::AnalysisFailed, format!("failed checks threshold reached {n}"));
             return Ok(Flow::End);
         }
         if self.is_first_step() {
@@ -559,15 +406,8 @@ impl<'a> Tick<'a> {
             self.actions.push(Action::ScaleCanaryToZero);
             self.status.failed_checks = 0;
             self.status.iterations = 0;
-            self.enter(
-                CanaryPhase::Succeeded,
-                "run cancelled: the target went back to the promoted revision",
-            );
-            self.event(
-                EventKind::Normal,
-                "Cancelled",
-                "Target reverted to the promoted revision; run cancelled",
-            );
+            self.enter(CanaryPhase::Succeeded, "run cancelled: the target went back to the promoted revision");
+            self.event(EventKind::Normal, "Cancelled", "Target reverted to the promoted revision; run cancelled");
             return Ok(Flow::End);
         }
         self.event(
@@ -577,10 +417,7 @@ impl<'a> Tick<'a> {
         );
         self.route(0, false);
         self.begin_progressing();
-        self.say(format!(
-            "revision {} replaced the one under analysis; restarting from weight 0",
-            self.revision_id()
-        ));
+        self.say(format!("revision {} replaced the one under analysis; restarting from weight 0", self.revision_id()));
         Ok(Flow::End)
     }
 
@@ -628,11 +465,7 @@ impl<'a> Tick<'a> {
 
     /// The first analysis step runs the pre-rollout hooks instead of the metrics, as in Flagger.
     fn pre_rollout(&mut self) -> Outcome {
-        self.event(
-            EventKind::Normal,
-            "Synced",
-            format!("Starting canary analysis for {}", self.input.name),
-        );
+        self.event(EventKind::Normal, "Synced", format!("Starting canary analysis for {}", self.input.name));
         match self.hooks(HookType::PreRollout)? {
             HookOutcome::Succeeded => Ok(Flow::Continue),
             HookOutcome::Failed { hook, message } => {
@@ -689,10 +522,7 @@ impl<'a> Tick<'a> {
         let n = self.status.failed_checks;
         self.event(EventKind::Warning, "Synced", format!("Halt advancement: {why}"));
         if n >= threshold {
-            self.rollback(
-                StallReason::AnalysisFailed,
-                format!("failed checks threshold reached {n}: {why}"),
-            );
+            self.rollback(StallReason::AnalysisFailed, format!("failed checks threshold reached {n}: {why}"));
         } else {
             self.say(format!("check failed ({n}/{threshold}): {why}"));
         }
@@ -710,19 +540,13 @@ impl<'a> Tick<'a> {
                     if steps.mirror && weight == 0 && !mirrored {
                         self.route(0, true);
                         self.say("mirroring traffic to the canary before the first shift");
-                        self.event(
-                            EventKind::Normal,
-                            "Synced",
-                            format!("Start traffic mirroring for {name}"),
-                        );
+                        self.event(EventKind::Normal, "Synced", format!("Start traffic mirroring for {name}"));
                         return Ok(Flow::End);
                     }
                     if !mirrored
                         && let HookOutcome::Failed { hook, message } = self.hooks(HookType::ConfirmTrafficIncrease)?
                     {
-                        self.say(format!(
-                            "weight {weight} held by confirm-traffic-increase gate {hook}: {message}"
-                        ));
+                        self.say(format!("weight {weight} held by confirm-traffic-increase gate {hook}: {message}"));
                         if !self.muted(HookType::ConfirmTrafficIncrease) {
                             self.alert(
                                 serin_crds::canary::AlertSeverity::Warn,
@@ -734,11 +558,7 @@ impl<'a> Tick<'a> {
                     let next = steps.advance(weight);
                     self.route(next, false);
                     self.say(format!("canary weight {next}% (max {}%)", steps.max_weight));
-                    self.event(
-                        EventKind::Normal,
-                        "Synced",
-                        format!("Advance {name} canary weight {next}"),
-                    );
+                    self.event(EventKind::Normal, "Synced", format!("Advance {name} canary weight {next}"));
                     return Ok(Flow::End);
                 }
                 self.confirm_promotion()
@@ -766,18 +586,11 @@ impl<'a> Tick<'a> {
                     let mirrored = self.obs.routes.is_some_and(|r| r.mirror);
                     if mirror && !mirrored {
                         self.route(0, true);
-                        self.event(
-                            EventKind::Normal,
-                            "Synced",
-                            format!("Start traffic mirroring for {name}"),
-                        );
+                        self.event(EventKind::Normal, "Synced", format!("Start traffic mirroring for {name}"));
                     }
                     self.status.iterations += 1;
                     let i = self.status.iterations;
-                    self.say(format!(
-                        "iteration {i}/{iterations}{}",
-                        if mirror { ", mirroring" } else { "" }
-                    ));
+                    self.say(format!("iteration {i}/{iterations}{}", if mirror { ", mirroring" } else { "" }));
                     self.event(
                         EventKind::Normal,
                         "Synced",
@@ -838,9 +651,7 @@ impl<'a> Tick<'a> {
             && self.obs.primary_revision.as_ref().is_some_and(|r| *r != applied)
         {
             // The promotion was decided but not carried out (a restart in between): do it again.
-            self.actions.push(Action::Promote {
-                revision: applied.clone(),
-            });
+            self.actions.push(Action::Promote { revision: applied.clone() });
             self.say(format!("copying revision {applied} to {primary}"));
             return Flow::End;
         }
@@ -857,17 +668,10 @@ impl<'a> Tick<'a> {
             return Flow::End;
         }
         let step = self.analysis.step_weight_promotion.unwrap_or(0);
-        let next = if step <= 0 {
-            0
-        } else {
-            (self.status.canary_weight - step).max(0)
-        };
+        let next = if step <= 0 { 0 } else { (self.status.canary_weight - step).max(0) };
         self.route(next, false);
         if next == 0 {
-            self.enter(
-                CanaryPhase::Finalising,
-                format!("all traffic back on {primary}; draining the canary"),
-            );
+            self.enter(CanaryPhase::Finalising, format!("all traffic back on {primary}; draining the canary"));
         } else {
             self.say(format!("shifting traffic to {primary}: canary weight {next}"));
             self.event(
@@ -877,89 +681,5 @@ impl<'a> Tick<'a> {
             );
         }
         Flow::End
-    }
-}
-
-enum Verdict {
-    Pass,
-    Hold(String),
-    Fail(String),
-}
-
-/// One metric against its range and no-data policy.
-fn judge(metric: &serin_crds::canary::CanaryMetric, value: Option<&MetricValue>) -> (MetricResult, Verdict) {
-    let name = metric.name.clone();
-    let no_data = |why: String| {
-        let result = MetricResult {
-            name: name.clone(),
-            value: None,
-            outcome: MetricOutcome::NoData,
-            reason: Some(why.clone()),
-        };
-        let verdict = match metric.on_no_data.unwrap_or_default() {
-            NoDataPolicy::Fail => Verdict::Fail(format!(
-                "no values found for metric {name} ({why}); counted as a failed check (onNoData: Fail)"
-            )),
-            NoDataPolicy::Hold => Verdict::Hold(format!(
-                "no values found for metric {name} ({why}); holding (onNoData: Hold)"
-            )),
-        };
-        (result, verdict)
-    };
-    let value = match value {
-        None => {
-            let why = format!("metric {name} was not measured");
-            let result = MetricResult {
-                name: name.clone(),
-                value: None,
-                outcome: MetricOutcome::Error,
-                reason: Some(why.clone()),
-            };
-            return (result, Verdict::Fail(why));
-        }
-        Some(MetricValue::NoData(why)) => return no_data(why.clone()),
-        Some(MetricValue::Error(why)) => {
-            let why = format!("metric {name} query failed: {why}");
-            let result = MetricResult {
-                name: name.clone(),
-                value: None,
-                outcome: MetricOutcome::Error,
-                reason: Some(why.clone()),
-            };
-            return (result, Verdict::Fail(why));
-        }
-        Some(MetricValue::Value(v)) if v.is_nan() => return no_data("the query returned NaN".to_string()),
-        Some(MetricValue::Value(v)) => *v,
-    };
-    let (min, max) = bounds(metric);
-    let problem = match (min, max) {
-        (Some(min), _) if value < min => Some(format!("metric {name} {value} is below the minimum {min}")),
-        (_, Some(max)) if value > max => Some(format!("metric {name} {value} is above the maximum {max}")),
-        _ => None,
-    };
-    let outcome = if problem.is_some() {
-        MetricOutcome::Failed
-    } else {
-        MetricOutcome::Passed
-    };
-    let result = MetricResult {
-        name,
-        value: Some(value),
-        outcome,
-        reason: problem.clone(),
-    };
-    (result, problem.map_or(Verdict::Pass, Verdict::Fail))
-}
-
-/// `thresholdRange`, or Flagger's deprecated `threshold` (a minimum for the success rate, a maximum
-/// for everything else).
-fn bounds(metric: &serin_crds::canary::CanaryMetric) -> (Option<f64>, Option<f64>) {
-    if let Some(range) = &metric.threshold_range {
-        return (range.min, range.max);
-    }
-    match metric.threshold {
-        Some(t) if metric.name == "request-success-rate" => (Some(t), None),
-        Some(t) => (None, Some(t)),
-        None => (None, None),
     }
 }

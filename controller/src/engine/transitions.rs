@@ -17,26 +17,17 @@ impl Tick<'_> {
         self.status.last_step_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(self.input.now));
         let revision = self.obs.revision.id.clone();
         self.say(format!("new revision {revision}: scaling up {target}"));
-        self.event(
-            EventKind::Normal,
-            "Synced",
-            format!("New revision detected! Scaling up {target}"),
-        );
-        self.alert(
-            AlertSeverity::Info,
-            format!("New revision {revision} detected, starting canary analysis."),
-        );
+        self.event(EventKind::Normal, "Synced", format!("New revision detected! Scaling up {target}"));
+        self.alert(AlertSeverity::Info, format!("New revision {revision} detected, starting canary analysis."));
         if let Some(affinity) = &self.analysis.session_affinity {
             // Deterministic cookie values: the revision ids. A new run gets a new canary cookie, so
             // clients pinned to an earlier canary are not pinned to this one.
             self.status.previous_session_affinity_cookie = self.status.session_affinity_cookie.take();
             self.status.session_affinity_cookie = Some(format!("{}={revision}", affinity.cookie_name));
-            self.status.primary_session_affinity_cookie = affinity.primary_cookie_name.as_ref().map(|name| {
-                format!(
-                    "{name}={}",
-                    self.status.last_promoted_spec.as_deref().unwrap_or("primary")
-                )
-            });
+            self.status.primary_session_affinity_cookie = affinity
+                .primary_cookie_name
+                .as_ref()
+                .map(|name| format!("{name}={}", self.status.last_promoted_spec.as_deref().unwrap_or("primary")));
         }
     }
 
@@ -63,42 +54,19 @@ impl Tick<'_> {
         self.stalled = Some(stall);
         self.end_session_affinity();
         self.enter(CanaryPhase::Failed, format!("canary failed: {reason}"));
-        self.event(
-            EventKind::Warning,
-            "Synced",
-            format!("Canary failed! Scaling down {target}: {reason}"),
-        );
-        self.alert(
-            AlertSeverity::Error,
-            format!("Canary analysis failed, rollback finished: {reason}"),
-        );
-        self.actions.push(Action::RunHooks {
-            kind: HookType::PostRollout,
-            phase: CanaryPhase::Failed,
-        });
+        self.event(EventKind::Warning, "Synced", format!("Canary failed! Scaling down {target}: {reason}"));
+        self.alert(AlertSeverity::Error, format!("Canary analysis failed, rollback finished: {reason}"));
+        self.actions.push(Action::RunHooks { kind: HookType::PostRollout, phase: CanaryPhase::Failed });
     }
 
     /// Copy the canary to the primary; traffic moves back once the primary has rolled out.
     pub(super) fn promote(&mut self, why: String) {
         let target = self.input.spec.target_ref.name.clone();
-        let revision = self
-            .status
-            .last_applied_spec
-            .clone()
-            .unwrap_or_else(|| self.obs.revision.id.clone());
-        self.actions.push(Action::Promote {
-            revision: revision.clone(),
-        });
+        let revision = self.status.last_applied_spec.clone().unwrap_or_else(|| self.obs.revision.id.clone());
+        self.actions.push(Action::Promote { revision: revision.clone() });
         self.status.paused = false;
-        self.enter(
-            CanaryPhase::Promoting,
-            format!("{why}: copying revision {revision} to {target}-primary"),
-        );
-        self.event(
-            EventKind::Normal,
-            "Synced",
-            format!("Copying {target} template spec to {target}-primary"),
-        );
+        self.enter(CanaryPhase::Promoting, format!("{why}: copying revision {revision} to {target}-primary"));
+        self.event(EventKind::Normal, "Synced", format!("Copying {target} template spec to {target}-primary"));
     }
 
     /// The primary did not become ready with the promoted spec: send traffic to the canary, which
@@ -107,19 +75,10 @@ impl Tick<'_> {
         self.route(100, false);
         self.status.last_failure_reason = Some(reason.clone());
         self.stalled = Some(StallReason::PromotionFailed);
-        self.enter(
-            CanaryPhase::Failed,
-            format!("promotion failed, all traffic on the canary: {reason}"),
-        );
+        self.enter(CanaryPhase::Failed, format!("promotion failed, all traffic on the canary: {reason}"));
         self.event(EventKind::Warning, "Synced", format!("Promotion failed: {reason}"));
-        self.alert(
-            AlertSeverity::Error,
-            format!("Promotion failed, traffic routed to the canary: {reason}"),
-        );
-        self.actions.push(Action::RunHooks {
-            kind: HookType::PostRollout,
-            phase: CanaryPhase::Failed,
-        });
+        self.alert(AlertSeverity::Error, format!("Promotion failed, traffic routed to the canary: {reason}"));
+        self.actions.push(Action::RunHooks { kind: HookType::PostRollout, phase: CanaryPhase::Failed });
     }
 
     /// After one interval of draining: scale the canary down and record the promotion.
@@ -131,19 +90,12 @@ impl Tick<'_> {
         self.end_session_affinity();
         let revision = self.status.last_promoted_spec.clone().unwrap_or_default();
         self.enter(CanaryPhase::Succeeded, format!("revision {revision} promoted"));
-        self.event(
-            EventKind::Normal,
-            "Synced",
-            format!("Promotion completed! Scaling down {target}"),
-        );
+        self.event(EventKind::Normal, "Synced", format!("Promotion completed! Scaling down {target}"));
         self.alert(
             AlertSeverity::Info,
             format!("Canary analysis completed successfully, promotion finished ({revision})."),
         );
-        self.actions.push(Action::RunHooks {
-            kind: HookType::PostRollout,
-            phase: CanaryPhase::Succeeded,
-        });
+        self.actions.push(Action::RunHooks { kind: HookType::PostRollout, phase: CanaryPhase::Succeeded });
     }
 
     fn end_session_affinity(&mut self) {

@@ -57,21 +57,13 @@ pub fn simulate_rollout(mut world: World, max_ticks: usize) -> Timeline {
             break;
         }
     }
-    Timeline {
-        outcome: world.phase(),
-        rows,
-    }
+    Timeline { outcome: world.phase(), rows }
 }
 
 fn describe(action: &Action) -> Option<String> {
     Some(match action {
         Action::InitializePrimary => "init-primary".into(),
-        Action::SetRoutes(r) => format!(
-            "routes {}/{}{}",
-            r.primary,
-            r.canary,
-            if r.mirror { "+mirror" } else { "" }
-        ),
+        Action::SetRoutes(r) => format!("routes {}/{}{}", r.primary, r.canary, if r.mirror { "+mirror" } else { "" }),
         Action::ScaleCanaryUp => "scale-up".into(),
         Action::ScaleCanaryToZero => "scale-to-zero".into(),
         Action::Promote { revision } => format!("promote {revision}"),

@@ -28,10 +28,7 @@ pub struct Behaviour {
 
 impl Default for Behaviour {
     fn default() -> Self {
-        Behaviour {
-            error_rate: 0.0,
-            latency_ms: 50.0,
-        }
+        Behaviour { error_rate: 0.0, latency_ms: 50.0 }
     }
 }
 
@@ -77,10 +74,7 @@ impl World {
             observations: Observations {
                 revision: Revision::named(initial_revision),
                 primary_revision: None,
-                primary: Readiness::Pending {
-                    reason: "creating".into(),
-                    since: epoch(),
-                },
+                primary: Readiness::Pending { reason: "creating".into(), since: epoch() },
                 canary: Readiness::Ready,
                 routes: None,
                 deleting: false,
@@ -125,10 +119,7 @@ impl World {
     /// Queues an operator request with a fresh id.
     pub fn request(&mut self, action: OperatorAction) {
         self.next_request += 1;
-        self.observations.operator = Some(OperatorRequest {
-            id: format!("req-{}", self.next_request),
-            action,
-        });
+        self.observations.operator = Some(OperatorRequest { id: format!("req-{}", self.next_request), action });
     }
 
     /// Runs one tick: asks and answers questions, applies the decision, moves the clock.
@@ -148,18 +139,11 @@ impl World {
             match decide(&input) {
                 Step::Decided(decision) => break *decision,
                 Step::Need(question) => {
-                    assert!(
-                        !self.asked.contains(&question),
-                        "the engine asked {question:?} twice in one tick"
-                    );
+                    assert!(!self.asked.contains(&question), "the engine asked {question:?} twice in one tick");
                     self.asked.push(question);
                     match question {
                         Question::Hooks(kind) => {
-                            let outcome = self
-                                .hook_outcomes
-                                .get(&kind)
-                                .cloned()
-                                .unwrap_or_else(|| quiet_outcome(kind));
+                            let outcome = self.hook_outcomes.get(&kind).cloned().unwrap_or_else(|| quiet_outcome(kind));
                             answers.hooks.insert(kind, outcome);
                         }
                         Question::Metrics => answers.metrics = Some(self.measure()),
@@ -193,18 +177,12 @@ impl World {
             .iter()
             .map(|metric| {
                 let value =
-                    self.metric_overrides
-                        .get(&metric.name)
-                        .cloned()
-                        .unwrap_or_else(|| match metric.name.as_str() {
-                            "request-success-rate" => MetricValue::Value(100.0 * (1.0 - self.canary.error_rate)),
-                            "request-duration" => MetricValue::Value(self.canary.latency_ms),
-                            _ => MetricValue::Value(passing_value(metric)),
-                        });
-                MetricObservation {
-                    name: metric.name.clone(),
-                    value,
-                }
+                    self.metric_overrides.get(&metric.name).cloned().unwrap_or_else(|| match metric.name.as_str() {
+                        "request-success-rate" => MetricValue::Value(100.0 * (1.0 - self.canary.error_rate)),
+                        "request-duration" => MetricValue::Value(self.canary.latency_ms),
+                        _ => MetricValue::Value(passing_value(metric)),
+                    });
+                MetricObservation { name: metric.name.clone(), value }
             })
             .collect()
     }
@@ -260,10 +238,7 @@ impl World {
         if self.rollout_ticks == 0 {
             self.observations.canary = Readiness::Ready;
         } else {
-            self.observations.canary = Readiness::Pending {
-                reason: "rolling out".into(),
-                since: self.now,
-            };
+            self.observations.canary = Readiness::Pending { reason: "rolling out".into(), since: self.now };
             self.pending_canary = self.rollout_ticks;
         }
     }
@@ -272,10 +247,7 @@ impl World {
         if self.rollout_ticks == 0 {
             self.observations.primary = Readiness::Ready;
         } else {
-            self.observations.primary = Readiness::Pending {
-                reason: "rolling out".into(),
-                since: self.now,
-            };
+            self.observations.primary = Readiness::Pending { reason: "rolling out".into(), since: self.now };
             self.pending_primary = self.rollout_ticks;
         }
     }
@@ -285,10 +257,7 @@ impl World {
 /// hook answers non-2xx, which means "no rollback wanted".
 fn quiet_outcome(kind: HookType) -> HookOutcome {
     match kind {
-        HookType::Rollback => HookOutcome::Failed {
-            hook: "rollback".into(),
-            message: "not signalled".into(),
-        },
+        HookType::Rollback => HookOutcome::Failed { hook: "rollback".into(), message: "not signalled".into() },
         _ => HookOutcome::Succeeded,
     }
 }

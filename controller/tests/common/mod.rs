@@ -24,11 +24,7 @@ pub fn spec(analysis: &str) -> CanarySpec {
 /// A world initialized on v1, with v2 just deployed (the next tick starts the run).
 pub fn initialized(spec: CanarySpec) -> World {
     let mut world = World::new("podinfo", spec, "v1");
-    assert!(
-        world.run_until(&[CanaryPhase::Initialized], 5),
-        "did not initialize: {:?}",
-        world.status
-    );
+    assert!(world.run_until(&[CanaryPhase::Initialized], 5), "did not initialize: {:?}", world.status);
     world.deploy("v2");
     world
 }
@@ -56,12 +52,7 @@ pub fn finish(world: &mut World, limit: usize) -> CanaryPhase {
 
 /// The actions of the world's history that satisfy `pred`.
 pub fn actions(world: &World, pred: impl Fn(&Action) -> bool) -> Vec<Action> {
-    world
-        .history
-        .iter()
-        .map(|(_, a)| a.clone())
-        .filter(|a| pred(a))
-        .collect()
+    world.history.iter().map(|(_, a)| a.clone()).filter(|a| pred(a)).collect()
 }
 
 pub fn condition<'a>(
