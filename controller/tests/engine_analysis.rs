@@ -198,3 +198,25 @@ fn a_canary_that_never_becomes_ready_rolls_back_at_the_deadline() {
     assert_eq!(condition(&world, condition::STALLED).unwrap().reason, "ProgressDeadlineExceeded");
     assert!(world.status().last_failure_reason.as_ref().unwrap().contains("progressDeadlineSeconds 90"));
 }
+
+#[test]
+fn a_primary_that_fails_during_the_analysis_rolls_back() {
+    let mut world = initialized(spec("  stepWeight: 10\n"));
+    world.tick();
+    world.tick();
+    world.observations.primary = Readiness::ScaledToZero;
+    world.tick();
+    assert_eq!(world.phase(), Failed);
+    assert!(world.status().last_failure_reason.as_ref().unwrap().contains("podinfo-primary is scaled to zero"));
+}
+
+#[test]
+fn a_canary_that_cannot_run_rolls_back_at_once() {
+    let mut world = initialized(spec("  stepWeight: 10\n"));
+    world.tick();
+    world.observations.canary = Readiness::Failed { reason: "ErrImagePull".into() };
+    world.tick();
+    assert_eq!(world.phase(), Failed);
+    assert!(world.status().last_failure_reason.as_ref().unwrap().contains("ErrImagePull"));
+    assert_eq!(condition(&world, condition::STALLED).unwrap().reason, "ProgressDeadlineExceeded");
+}

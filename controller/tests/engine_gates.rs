@@ -257,3 +257,92 @@ fn an_operator_request_is_acted_upon_once() {
     world.tick();
     assert_eq!(world.phase(), Progressing, "a new request (new id) is acted upon");
 }
+
+#[test]
+fn rollback_hook_is_honoured_while_waiting_for_promotion_and_while_paused() {
+    let analysis = "  stepWeight: 50\n  webhooks:\n  - {name: promotion, type: confirm-promotion, url: http://gate.test/}\n  - {name: stop, type: rollback, url: http://gate.test/}\n";
+    let mut world = initialized(spec(analysis));
+    world.hook_outcomes.extend([closed(HookType::ConfirmPromotion), closed(HookType::Rollback)]);
+    assert!(world.run_until(&[WaitingPromotion], 10));
+    world.request(OperatorAction::Pause);
+    world.tick();
+    assert!(world.status().paused);
+    world.hook_outcomes.insert(HookType::Rollback, HookOutcome::Succeeded);
+    world.tick();
+    assert_eq!(world.phase(), Failed, "a pause holds the steps, not a requested rollback");
+}
+
+#[test]
+fn post_rollout_hooks_run_after_a_rollback_too() {
+    let mut world = initialized(spec(&format!("  stepWeight: 50\n  threshold: 1\n{SUCCESS_RATE}")));
+    world.canary.error_rate = 1.0;
+    assert_eq!(finish(&mut world, 10), Failed);
+    let runs = actions(&world, |a| matches!(a, Action::RunHooks { kind: HookType::PostRollout, .. }));
+    assert_eq!(runs, [Action::RunHooks { kind: HookType::PostRollout, phase: Failed }]);
+}
+
+#[test]
+fn pause_outside_a_run_is_refused_not_stored() {
+    let mut world = initialized(spec("  stepWeight: 50\n"));
+    world.deploy("v1");
+    world.request(OperatorAction::Pause);
+    let decision = world.tick();
+    assert!(!world.status().paused);
+    assert!(
+        decision
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Event { reason, .. } if reason == "OperatorRequestIgnored"))
+    );
+}
+
+#[test]
+fn confirm_traffic_increase_is_asked_after_the_mirror_step() {
+    let analysis = "  stepWeight: 50\n  mirror: true\n  webhooks:\n  - {name: step-gate, type: confirm-traffic-increase, url: http://gate.test/}\n";
+    let mut world = initialized(spec(analysis));
+    world.hook_outcomes.extend([closed(HookType::ConfirmTrafficIncrease)]);
+    world.tick();
+    world.tick();
+    assert!(world.mirrored(), "the mirror step needs no gate");
+    world.tick();
+    world.tick();
+    assert_eq!(world.weights(), (100, 0), "no live traffic shifts while the gate is closed");
+    world.hook_outcomes.clear();
+    world.tick();
+    assert_eq!(world.weights(), (50, 50));
+}
+
+#[test]
+fn blue_green_asks_confirm_promotion_again_after_the_full_canary_tick() {
+    let analysis =
+        "  iterations: 1\n  webhooks:\n  - {name: promotion, type: confirm-promotion, url: http://gate.test/}\n";
+    let mut world = initialized(spec(analysis));
+    world.tick();
+    world.tick();
+    world.tick();
+    assert_eq!(world.weights(), (0, 100));
+    world.hook_outcomes.extend([closed(HookType::ConfirmPromotion)]);
+    world.tick();
+    assert_eq!(world.phase(), WaitingPromotion);
+    world.hook_outcomes.clear();
+    world.tick();
+    assert_eq!(world.phase(), Promoting);
+}
+
+#[test]
+fn waiting_goes_back_to_failed_when_the_target_returns_to_the_failed_revision() {
+    let analysis = format!(
+        "  stepWeight: 50\n  threshold: 1\n{SUCCESS_RATE}  webhooks:\n  - {{name: approve, type: confirm-rollout, url: http://gate.test/}}\n"
+    );
+    let mut world = initialized(spec(&analysis));
+    world.canary.error_rate = 1.0;
+    assert_eq!(finish(&mut world, 10), Failed);
+    world.deploy("v3");
+    world.hook_outcomes.extend([closed(HookType::ConfirmRollout)]);
+    world.tick();
+    assert_eq!(world.phase(), Waiting);
+    world.deploy("v2");
+    world.tick();
+    assert_eq!(world.phase(), Failed);
+    assert_eq!(condition(&world, condition::PROMOTED).unwrap().status, "False");
+}

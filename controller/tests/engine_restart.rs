@@ -43,8 +43,11 @@ fn a_lost_weight_change_is_reissued() {
     assert_eq!(world.status().canary_weight, 20);
     assert_eq!(world.weights(), (90, 10), "the route never got the new weight");
     let decision = world.tick();
-    assert_eq!(decision.actions.first(), Some(&Action::SetRoutes(Routes::with_canary(20, false))));
-    assert_eq!(world.status().canary_weight, 30, "and the run goes on from the recorded step");
+    assert_eq!(decision.actions, [Action::SetRoutes(Routes::with_canary(20, false))]);
+    assert!(world.asked.is_empty(), "metrics measured at the old weight do not judge the new one");
+    assert_eq!(world.status().canary_weight, 20);
+    world.tick();
+    assert_eq!(world.weights(), (70, 30), "after a full interval at 20 the run goes on");
 }
 
 #[test]
@@ -56,8 +59,10 @@ fn a_lost_rollback_is_carried_out_on_the_next_tick() {
     tick_and_die(&mut world);
     assert_eq!(world.phase(), Failed);
     assert_eq!(world.weights(), (90, 10));
+    assert_ne!(world.observations.canary, Readiness::ScaledToZero);
     world.tick();
     assert_eq!(world.weights(), (100, 0), "the restarted controller puts all traffic back on the primary");
+    assert_eq!(world.observations.canary, Readiness::ScaledToZero, "and scales the canary down");
     assert_eq!(world.phase(), Failed);
 }
 
@@ -115,6 +120,7 @@ fn a_restart_at_every_tick_of_a_run_ends_the_same() {
             world.tick();
             assert_eq!(world.weights(), (100, 0), "killed after tick {k}");
             assert_eq!(world.observations.primary_revision.as_deref(), Some(primary), "killed after tick {k}");
+            assert_eq!(world.observations.canary, Readiness::ScaledToZero, "killed after tick {k}");
         }
     }
 }
@@ -195,4 +201,34 @@ fn a_question_is_asked_before_any_side_effect_is_decided() {
     };
     assert_eq!(decide(&input), decide(&input));
     assert!(matches!(decide(&input), Step::Need(_)));
+}
+
+#[test]
+fn a_lost_promotion_is_not_replaced_by_a_newer_unanalysed_revision() {
+    let mut world = initialized(spec("  stepWeight: 100\n"));
+    world.tick();
+    world.tick();
+    tick_and_die(&mut world);
+    assert_eq!(world.phase(), Promoting);
+    world.deploy("v3");
+    let decision = world.tick();
+    assert!(!decision.actions.iter().any(|a| matches!(a, Action::Promote { .. })), "{:?}", decision.actions);
+    assert_eq!(world.phase(), Failed);
+    assert_eq!(world.observations.primary_revision.as_deref(), Some("v1"));
+    assert_eq!(world.weights(), (100, 0));
+    world.tick();
+    assert_eq!(world.phase(), Progressing, "v3 gets its own run");
+}
+
+#[test]
+fn a_revision_that_arrives_during_initialization_is_not_lost() {
+    let mut world = World::new("podinfo", spec("  stepWeight: 50\n"), "v1");
+    world.rollout_ticks = 2;
+    world.tick();
+    world.deploy("v2");
+    assert!(world.run_until(&[Initialized], 5));
+    assert_eq!(world.status().last_promoted_spec.as_deref(), Some("v1"), "the primary was created from v1");
+    world.tick();
+    assert_eq!(world.phase(), Progressing);
+    assert_eq!(world.status().last_applied_spec.as_deref(), Some("v2"));
 }

@@ -175,7 +175,9 @@ fn blue_green_phases_with_one_iteration() {
 
 #[test]
 fn blue_green_gets_one_analysed_tick_at_full_canary_before_promotion() {
-    let mut world = initialized(spec(&format!("  iterations: 3\n{SUCCESS_RATE}")));
+    // Blue/green sends no live traffic to the canary during the iterations: a load test does.
+    let load_test = "  webhooks:\n  - {name: load, type: rollout, url: http://load.test/}\n";
+    let mut world = initialized(spec(&format!("  iterations: 3\n{SUCCESS_RATE}{load_test}")));
     let t = trace(&mut world, 6);
     assert_eq!(t[1..4].iter().map(|&(_, _, c)| c).collect::<Vec<_>>(), [0, 0, 0], "iterations keep the primary");
     assert_eq!(t[4], (Progressing, 0, 100), "then all traffic goes to the canary");

@@ -48,30 +48,18 @@ pub enum Action {
     /// Take the canary's replicas away.
     ScaleCanaryToZero,
     /// Copy the target's spec onto the primary and stamp it with `revision`.
-    Promote {
-        revision: String,
-    },
+    Promote { revision: String },
     /// Deletion with `revertOnDeletion`: give the target back its replicas and route to it.
     RestoreTarget,
     /// Let the Canary object go.
     RemoveFinalizer,
     /// Run webhooks whose result changes nothing (post-rollout).
-    RunHooks {
-        kind: HookType,
-        phase: CanaryPhase,
-    },
+    RunHooks { kind: HookType, phase: CanaryPhase },
     /// Record an event on the Canary. The platform also posts it to the Canary's `event` webhooks
     /// (fire and forget), which is all that webhook type does; the engine never waits on them.
-    Event {
-        kind: EventKind,
-        reason: String,
-        message: String,
-    },
+    Event { kind: EventKind, reason: String, message: String },
     /// Send an alert through the Canary's `alerts` providers whose severity admits it.
-    Alert {
-        severity: AlertSeverity,
-        message: String,
-    },
+    Alert { severity: AlertSeverity, message: String },
 }
 
 /// Kubernetes event types.

@@ -24,6 +24,9 @@ impl Tick<'_> {
         };
         match request.action {
             OperatorAction::Pause => {
+                if !matches!(phase, CanaryPhase::Waiting | CanaryPhase::Progressing | CanaryPhase::WaitingPromotion) {
+                    return ignored(self, format!("pause ignored: nothing to hold in {phase}"));
+                }
                 self.status.paused = true;
                 self.event(EventKind::Normal, "Paused", "Paused by operator: the current step holds");
                 Ok(Flow::Continue)

@@ -189,7 +189,17 @@ impl<'a> Tick<'a> {
                 (waited > deadline)
                     .then(|| format!("{what} not ready after {waited}s (progressDeadlineSeconds {deadline}): {reason}"))
             }
-            Readiness::Ready | Readiness::ScaledToZero => None,
+            Readiness::ScaledToZero if what.ends_with("-primary") => {
+                // Flagger's rule: a primary without replicas cannot serve a rollback or a promotion.
+                Some(format!("{what} is scaled to zero"))
+            }
+            Readiness::ScaledToZero => {
+                // The canary (or target) was scaled down under us: allow the deadline from the phase start.
+                let since = self.status.last_transition_time.as_ref().map_or(self.input.now, |t| t.0);
+                let waited = self.input.now.duration_since(since).as_secs();
+                (waited > deadline).then(|| format!("{what} stayed scaled to zero for {waited}s"))
+            }
+            Readiness::Ready => None,
         }
     }
 
@@ -263,8 +273,12 @@ impl<'a> Tick<'a> {
             Readiness::Ready => {
                 self.route(0, false);
                 self.actions.push(Action::ScaleCanaryToZero);
-                self.claim_current_revision();
-                self.status.last_promoted_spec = Some(self.obs.revision.id.clone());
+                // The primary runs what it was created from, which may be older than the target by
+                // now: record that, so a revision that arrived meanwhile is still a new revision.
+                let running = self.obs.primary_revision.clone().unwrap_or_else(|| self.obs.revision.id.clone());
+                self.status.last_applied_spec = Some(running.clone());
+                self.status.last_promoted_spec = Some(running);
+                self.status.tracked_configs = self.obs.revision.tracked_configs.clone();
                 self.enter(CanaryPhase::Initialized, format!("{target}-primary serves all traffic"));
                 self.event(EventKind::Normal, "Synced", format!("Initialization done! {}", self.input.name));
                 self.alert(
@@ -288,6 +302,11 @@ impl<'a> Tick<'a> {
     /// Initialized, Succeeded, Failed: keep the routes as the status says; start a run on a new revision.
     fn idle(&mut self) -> Outcome {
         self.reconcile_routes();
+        // The status says the canary is down (except after a failed promotion, where it serves all
+        // traffic); a scale-down lost to a restart is issued again.
+        if self.status.canary_weight == 0 && self.obs.canary != Readiness::ScaledToZero {
+            self.actions.push(Action::ScaleCanaryToZero);
+        }
         if self.status.phase == CanaryPhase::Failed
             && self.status.last_promoted_spec.as_deref() == Some(self.revision_id())
             && self.status.last_applied_spec.as_deref() != Some(self.revision_id())
@@ -307,20 +326,32 @@ impl<'a> Tick<'a> {
     fn waiting(&mut self) -> Outcome {
         self.reconcile_routes();
         if !self.has_new_revision() {
-            self.enter(CanaryPhase::Succeeded, "the target went back to the promoted revision; nothing to roll out");
-            return Ok(Flow::End);
-        }
-        if self.status.paused {
-            self.say("paused by operator while waiting for approval");
+            // The target went back to a revision that already ran: back to how that run ended.
+            if self.status.last_promoted_spec.as_deref() == Some(self.revision_id()) {
+                self.enter(
+                    CanaryPhase::Succeeded,
+                    "the target went back to the promoted revision; nothing to roll out",
+                );
+            } else {
+                self.enter(
+                    CanaryPhase::Failed,
+                    "the target went back to the revision that failed; nothing to roll out",
+                );
+            }
             return Ok(Flow::End);
         }
         if !self.step_is_due() {
             return Ok(Flow::End);
         }
-        // Flagger never reaches its rollback check while Waiting (its issue #1432); Serin does.
+        // Flagger never reaches its rollback check while Waiting (its issue #1432); Serin does, even
+        // while paused.
         if self.has_hooks(HookType::Rollback) && self.hooks(HookType::Rollback)? == HookOutcome::Succeeded {
             self.claim_current_revision();
             self.rollback(StallReason::RollbackRequested, "rollback webhook signalled while waiting".to_string());
+            return Ok(Flow::End);
+        }
+        if self.status.paused {
+            self.say("paused by operator while waiting for approval");
             return Ok(Flow::End);
         }
         self.confirm_rollout()
@@ -357,14 +388,16 @@ impl<'a> Tick<'a> {
     fn running(&mut self) -> Outcome {
         step!(self.check_revision_mid_run());
         step!(self.check_workloads());
-        self.reconcile_routes();
         if self.input.spec.skip_analysis == Some(true) {
             self.route(0, false);
             self.promote("analysis skipped (spec.skipAnalysis)".to_string());
             return Ok(Flow::End);
         }
-        if self.status.paused {
-            self.say(format!("paused by operator at weight {}", self.status.canary_weight));
+        if self.reconcile_routes() {
+            // The live route was not at the recorded weight (a lost update, or another writer): the
+            // metrics so far describe the old weight, so this weight gets a full interval first.
+            self.status.last_step_time = Some(Time(self.input.now));
+            self.say(format!("restored the route to canary weight {}", self.status.canary_weight));
             return Ok(Flow::End);
         }
         if !self.step_is_due() {
@@ -372,6 +405,10 @@ impl<'a> Tick<'a> {
         }
         if self.has_hooks(HookType::Rollback) && self.hooks(HookType::Rollback)? == HookOutcome::Succeeded {
             self.rollback(StallReason::RollbackRequested, "rollback webhook signalled".to_string());
+            return Ok(Flow::End);
+        }
+        if self.status.paused {
+            self.say(format!("paused by operator at weight {}", self.status.canary_weight));
             return Ok(Flow::End);
         }
         if self.status.failed_checks >= strategy::threshold(self.analysis) {
@@ -406,6 +443,7 @@ impl<'a> Tick<'a> {
             self.actions.push(Action::ScaleCanaryToZero);
             self.status.failed_checks = 0;
             self.status.iterations = 0;
+            self.end_session_affinity();
             self.enter(CanaryPhase::Succeeded, "run cancelled: the target went back to the promoted revision");
             self.event(EventKind::Normal, "Cancelled", "Target reverted to the promoted revision; run cancelled");
             return Ok(Flow::End);
@@ -424,14 +462,14 @@ impl<'a> Tick<'a> {
     /// Canary and primary readiness: wait while pending, roll back once past the deadline.
     fn check_workloads(&mut self) -> Outcome {
         let target = self.target().to_string();
+        if let Some(reason) = self.stuck(&self.obs.canary, &target) {
+            self.rollback(StallReason::ProgressDeadlineExceeded, reason);
+            return Ok(Flow::End);
+        }
         if self.obs.canary == Readiness::ScaledToZero {
             // The scale-up was decided but not carried out (a restart in between): do it again.
             self.actions.push(Action::ScaleCanaryUp);
             self.say(format!("scaling up {target}"));
-            return Ok(Flow::End);
-        }
-        if let Some(reason) = self.stuck(&self.obs.canary, &target) {
-            self.rollback(StallReason::ProgressDeadlineExceeded, reason);
             return Ok(Flow::End);
         }
         if let Readiness::Pending { reason, .. } = &self.obs.canary {
@@ -453,14 +491,16 @@ impl<'a> Tick<'a> {
         Ok(Flow::Continue)
     }
 
-    /// In phases where the status fixes the weights, put the live route back if it differs.
-    fn reconcile_routes(&mut self) {
+    /// Puts the live route back at the weight the status records, if it differs; says whether it did.
+    fn reconcile_routes(&mut self) -> bool {
         let weight = self.status.canary_weight.clamp(0, 100);
         let keep_mirror = self.status.phase.is_running() && self.obs.routes.is_some_and(|r| r.mirror);
         let wanted = Routes::with_canary(weight as u8, keep_mirror);
-        if self.obs.routes != Some(wanted) {
-            self.actions.push(Action::SetRoutes(wanted));
+        if self.obs.routes == Some(wanted) {
+            return false;
         }
+        self.actions.push(Action::SetRoutes(wanted));
+        true
     }
 
     /// The first analysis step runs the pre-rollout hooks instead of the metrics, as in Flagger.
@@ -543,9 +583,9 @@ impl<'a> Tick<'a> {
                         self.event(EventKind::Normal, "Synced", format!("Start traffic mirroring for {name}"));
                         return Ok(Flow::End);
                     }
-                    if !mirrored
-                        && let HookOutcome::Failed { hook, message } = self.hooks(HookType::ConfirmTrafficIncrease)?
-                    {
+                    // Flagger skips this gate right after the mirror step; Serin asks it before every
+                    // shift of live traffic (the mirror step itself sends no canary responses to users).
+                    if let HookOutcome::Failed { hook, message } = self.hooks(HookType::ConfirmTrafficIncrease)? {
                         self.say(format!("weight {weight} held by confirm-traffic-increase gate {hook}: {message}"));
                         if !self.muted(HookType::ConfirmTrafficIncrease) {
                             self.alert(
@@ -607,8 +647,8 @@ impl<'a> Tick<'a> {
                     self.event(EventKind::Normal, "Synced", "Routing all traffic to canary");
                     return Ok(Flow::End);
                 }
-                self.promote("analysis passed".to_string());
-                Ok(Flow::End)
+                // As in Flagger: the gate is asked again after the tick at full canary.
+                self.confirm_promotion()
             }
         }
     }
@@ -647,9 +687,17 @@ impl<'a> Tick<'a> {
             return Flow::End;
         }
         let applied = self.status.last_applied_spec.clone().unwrap_or_default();
-        if self.status.phase == CanaryPhase::Promoting
-            && self.obs.primary_revision.as_ref().is_some_and(|r| *r != applied)
+        if self.status.phase == CanaryPhase::Promoting && self.obs.primary_revision.as_deref() != Some(applied.as_str())
         {
+            if self.revision_id() != applied {
+                // The promotion was lost (a restart) and the target has moved on: the analysed
+                // revision can no longer be copied. The primary keeps what it runs; the new
+                // revision gets its own run.
+                let reason =
+                    format!("the target changed to {} before revision {applied} reached {primary}", self.revision_id());
+                self.rollback(StallReason::PromotionFailed, reason);
+                return Flow::End;
+            }
             // The promotion was decided but not carried out (a restart in between): do it again.
             self.actions.push(Action::Promote { revision: applied.clone() });
             self.say(format!("copying revision {applied} to {primary}"));

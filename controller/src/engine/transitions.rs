@@ -98,7 +98,7 @@ impl Tick<'_> {
         self.actions.push(Action::RunHooks { kind: HookType::PostRollout, phase: CanaryPhase::Succeeded });
     }
 
-    fn end_session_affinity(&mut self) {
+    pub(super) fn end_session_affinity(&mut self) {
         if let Some(cookie) = self.status.session_affinity_cookie.take() {
             self.status.previous_session_affinity_cookie = Some(cookie);
             self.status.primary_session_affinity_cookie = None;

@@ -114,6 +114,10 @@ impl World {
     /// The target now runs `revision` (a `kubectl set image`).
     pub fn deploy(&mut self, revision: &str) {
         self.observations.revision = Revision::named(revision);
+        if self.observations.canary != Readiness::ScaledToZero {
+            // A running target rolls out the new template.
+            self.roll_out_canary();
+        }
     }
 
     /// Queues an operator request with a fresh id.
@@ -169,8 +173,18 @@ impl World {
         false
     }
 
-    /// The builtin metrics from the canary's behaviour; other metrics pass unless overridden.
+    /// Whether any requests reach the canary: live weight, mirroring, or a load test (a rollout or
+    /// pre-rollout webhook, as Flagger's load tester is used for blue/green).
+    fn canary_gets_traffic(&self) -> bool {
+        let load_test =
+            self.spec.analysis.webhooks.iter().any(|h| matches!(h.type_, HookType::Rollout | HookType::PreRollout));
+        self.weights().1 > 0 || self.mirrored() || load_test
+    }
+
+    /// The builtin metrics from the canary's behaviour; other metrics pass unless overridden. With no
+    /// requests reaching the canary there is no data, as a real provider would report.
     fn measure(&self) -> Vec<MetricObservation> {
+        let traffic = self.canary_gets_traffic();
         self.spec
             .analysis
             .metrics
@@ -178,6 +192,7 @@ impl World {
             .map(|metric| {
                 let value =
                     self.metric_overrides.get(&metric.name).cloned().unwrap_or_else(|| match metric.name.as_str() {
+                        _ if !traffic => MetricValue::NoData("no requests reached the canary".into()),
                         "request-success-rate" => MetricValue::Value(100.0 * (1.0 - self.canary.error_rate)),
                         "request-duration" => MetricValue::Value(self.canary.latency_ms),
                         _ => MetricValue::Value(passing_value(metric)),
