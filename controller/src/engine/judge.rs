@@ -32,28 +32,15 @@ pub(super) fn judge(metric: &CanaryMetric, value: Option<&MetricValue>) -> (Metr
         };
         (result, verdict)
     };
+    let error = |why: String| {
+        let result =
+            MetricResult { name: name.clone(), value: None, outcome: MetricOutcome::Error, reason: Some(why.clone()) };
+        (result, Verdict::Fail(why))
+    };
     let value = match value {
-        None => {
-            let why = format!("metric {name} was not measured");
-            let result = MetricResult {
-                name: name.clone(),
-                value: None,
-                outcome: MetricOutcome::Error,
-                reason: Some(why.clone()),
-            };
-            return (result, Verdict::Fail(why));
-        }
+        None => return error(format!("metric {name} was not measured")),
         Some(MetricValue::NoData(why)) => return no_data(why.clone()),
-        Some(MetricValue::Error(why)) => {
-            let why = format!("metric {name} query failed: {why}");
-            let result = MetricResult {
-                name: name.clone(),
-                value: None,
-                outcome: MetricOutcome::Error,
-                reason: Some(why.clone()),
-            };
-            return (result, Verdict::Fail(why));
-        }
+        Some(MetricValue::Error(why)) => return error(format!("metric {name} query failed: {why}")),
         Some(MetricValue::Value(v)) if v.is_nan() => return no_data("the query returned NaN".to_string()),
         Some(MetricValue::Value(v)) => *v,
     };
