@@ -28,9 +28,9 @@ pub struct MetricTemplateSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricProvider {
-    /// Provider type. Serin answers `prometheus` and `meshproxy` (its own scrape); Flagger's other
+    /// Provider type, default `prometheus`. Serin answers `prometheus` and `meshproxy` (its own scrape); Flagger's other
     /// types load but are reported as unsupported when a check uses them.
-    #[serde(default, rename = "type")]
+    #[serde(default = "prometheus", rename = "type")]
     #[schemars(extend("enum" = [
         "prometheus", "meshproxy", "influxdb", "datadog", "externalmetrics", "stackdriver",
         "cloudwatch", "newrelic", "graphite", "dynatrace", "keptn", "splunk"
@@ -51,6 +51,10 @@ pub struct MetricProvider {
     /// Skip TLS verification of `address`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insecure_skip_verify: Option<bool>,
+}
+
+fn prometheus() -> String {
+    "prometheus".to_string()
 }
 
 /// A Secret in the same namespace.

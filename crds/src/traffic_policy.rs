@@ -64,7 +64,7 @@ fn service_kind() -> String {
 pub struct RetryPolicy {
     /// Total attempts including the first (Istio counts retries; 1 here means no retry).
     #[schemars(range(min = 1, max = 10))]
-    pub attempts: u32,
+    pub attempts: i32,
     /// Timeout of each attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(DURATION))]
@@ -75,7 +75,7 @@ pub struct RetryPolicy {
     /// Status codes retried when `retry-on` holds `retriable-status-codes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(inner(range(min = 100, max = 599)))]
-    pub retriable_status_codes: Vec<u16>,
+    pub retriable_status_codes: Vec<i32>,
 }
 
 /// A class of failure that may be retried.
@@ -102,15 +102,15 @@ pub struct ConnectionPool {
     /// Most open connections to the Service's endpoints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub max_connections: Option<u32>,
+    pub max_connections: Option<i32>,
     /// Most requests waiting for a connection; more are answered 503 at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
-    pub max_pending_requests: Option<u32>,
+    pub max_pending_requests: Option<i32>,
     /// Requests per connection before it is closed; unset means unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub max_requests_per_connection: Option<u32>,
+    pub max_requests_per_connection: Option<i32>,
 }
 
 /// Passive health checking: eject an endpoint that keeps failing.
@@ -120,7 +120,7 @@ pub struct OutlierDetection {
     /// Consecutive 5xx responses that eject an endpoint. Default 5.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "consecutive5xxErrors")]
     #[schemars(range(min = 1))]
-    pub consecutive_5xx_errors: Option<u32>,
+    pub consecutive_5xx_errors: Option<i32>,
     /// How often ejections are re-evaluated. Default 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(DURATION))]
@@ -132,7 +132,7 @@ pub struct OutlierDetection {
     /// Most endpoints ejected at once, in percent. Default 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
-    pub max_ejection_percent: Option<u32>,
+    pub max_ejection_percent: Option<i32>,
 }
 
 /// Deliberate faults, to test how clients cope.
@@ -162,7 +162,7 @@ pub struct FaultAbort {
     #[schemars(range(min = 0.0, max = 100.0))]
     pub percent: f64,
     #[schemars(range(min = 200, max = 599))]
-    pub http_status: u16,
+    pub http_status: i32,
 }
 
 /// Token-bucket rate limit over all of the Service's requests through one proxy.
@@ -174,7 +174,7 @@ pub struct RateLimit {
     /// Bucket size; default one second's worth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub burst: Option<u32>,
+    pub burst: Option<i32>,
 }
 
 /// How an endpoint is picked among a backend's endpoints.

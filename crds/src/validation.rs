@@ -174,7 +174,7 @@ pub fn validate_traffic_policy(spec: &TrafficPolicySpec) -> Vec<FieldError> {
     if let Some(outlier) = &spec.outlier_detection {
         check_duration(&mut errors, "spec.outlierDetection.interval", outlier.interval.as_deref());
         check_duration(&mut errors, "spec.outlierDetection.baseEjectionTime", outlier.base_ejection_time.as_deref());
-        if outlier.max_ejection_percent.is_some_and(|p| p > 100) {
+        if outlier.max_ejection_percent.is_some_and(|p| !(0..=100).contains(&p)) {
             errors.push(err("spec.outlierDetection.maxEjectionPercent", "must be within 0..=100"));
         }
     }

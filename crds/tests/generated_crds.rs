@@ -48,3 +48,44 @@ fn canary_crd_enforces_one_strategy_and_weight_ranges() {
     assert_eq!(status["observedGeneration"]["type"], "integer");
     assert_eq!(crd["spec"]["versions"][0]["subresources"]["status"], serde_json::json!({}));
 }
+
+/// Walks every schema node of every generated CRD.
+fn each_schema_node(value: &serde_json::Value, path: &str, visit: &mut dyn FnMut(&str, &serde_json::Map<String, serde_json::Value>)) {
+    match value {
+        serde_json::Value::Object(map) => {
+            visit(path, map);
+            for (key, child) in map {
+                each_schema_node(child, &format!("{path}.{key}"), visit);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                each_schema_node(child, &format!("{path}[{i}]"), visit);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn schemas_hold_only_what_an_api_server_accepts() {
+    // Found by applying the CRDs to a real kube-apiserver: a default outside its enum makes the whole
+    // CRD invalid, and unsigned formats draw warnings on every apply.
+    for (name, yaml) in serin_crds::crdgen::all_crd_files() {
+        let crd: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        let mut problems = Vec::new();
+        each_schema_node(&crd["spec"]["versions"], name, &mut |path, node| {
+            if let (Some(default), Some(allowed)) = (node.get("default"), node.get("enum").and_then(|e| e.as_array()))
+                && !allowed.contains(default)
+            {
+                problems.push(format!("{path}: default {default} is not one of {allowed:?}"));
+            }
+            if let Some(format) = node.get("format").and_then(|f| f.as_str())
+                && !["int32", "int64", "float", "double", "date-time", "byte", "int-or-string"].contains(&format)
+            {
+                problems.push(format!("{path}: format {format:?} is unknown to Kubernetes"));
+            }
+        });
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+}
