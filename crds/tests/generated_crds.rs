@@ -50,7 +50,11 @@ fn canary_crd_enforces_one_strategy_and_weight_ranges() {
 }
 
 /// Walks every schema node of every generated CRD.
-fn each_schema_node(value: &serde_json::Value, path: &str, visit: &mut dyn FnMut(&str, &serde_json::Map<String, serde_json::Value>)) {
+fn each_schema_node(
+    value: &serde_json::Value,
+    path: &str,
+    visit: &mut dyn FnMut(&str, &serde_json::Map<String, serde_json::Value>),
+) {
     match value {
         serde_json::Value::Object(map) => {
             visit(path, map);
