@@ -16,6 +16,11 @@ fn closed(kind: HookType) -> (HookType, HookOutcome) {
     (kind, HookOutcome::Failed { hook: format!("{kind}-hook"), message: "closed".into() })
 }
 
+/// Whether the tick refused an operator request with an event saying so.
+fn was_ignored(decision: &serin_controller::engine::RolloutDecision) -> bool {
+    decision.actions.iter().any(|a| matches!(a, Action::Event { reason, .. } if reason == "OperatorRequestIgnored"))
+}
+
 #[test]
 fn confirm_rollout_closed_waits_then_opens() {
     let mut world = initialized(with_hook("confirm-rollout", ""));
@@ -203,12 +208,7 @@ fn operator_abort_is_refused_once_promotion_started() {
     world.request(OperatorAction::Abort);
     let decision = world.tick();
     assert_eq!(world.phase(), Promoting);
-    assert!(
-        decision
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::Event { reason, .. } if reason == "OperatorRequestIgnored"))
-    );
+    assert!(was_ignored(&decision), "{:?}", decision.actions);
 }
 
 #[test]
@@ -288,12 +288,7 @@ fn pause_outside_a_run_is_refused_not_stored() {
     world.request(OperatorAction::Pause);
     let decision = world.tick();
     assert!(!world.status().paused);
-    assert!(
-        decision
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::Event { reason, .. } if reason == "OperatorRequestIgnored"))
-    );
+    assert!(was_ignored(&decision), "{:?}", decision.actions);
 }
 
 #[test]

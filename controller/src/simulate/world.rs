@@ -250,21 +250,20 @@ impl World {
     }
 
     fn roll_out_canary(&mut self) {
-        if self.rollout_ticks == 0 {
-            self.observations.canary = Readiness::Ready;
-        } else {
-            self.observations.canary = Readiness::Pending { reason: "rolling out".into(), since: self.now };
-            self.pending_canary = self.rollout_ticks;
-        }
+        (self.observations.canary, self.pending_canary) = rollout(self.rollout_ticks, self.now);
     }
 
     fn roll_out_primary(&mut self) {
-        if self.rollout_ticks == 0 {
-            self.observations.primary = Readiness::Ready;
-        } else {
-            self.observations.primary = Readiness::Pending { reason: "rolling out".into(), since: self.now };
-            self.pending_primary = self.rollout_ticks;
-        }
+        (self.observations.primary, self.pending_primary) = rollout(self.rollout_ticks, self.now);
+    }
+}
+
+/// A workload that starts rolling out now: ready at once, or pending for `ticks` ticks.
+fn rollout(ticks: u32, now: Timestamp) -> (Readiness, u32) {
+    if ticks == 0 {
+        (Readiness::Ready, 0)
+    } else {
+        (Readiness::Pending { reason: "rolling out".into(), since: now }, ticks)
     }
 }
 
