@@ -1,1 +1,11 @@
-//! End-to-end rig and sample apps (not built yet).
+//! Serin's end-to-end parts: the sample app rollouts are tried on, and the pod runner that lets a
+//! real Kubernetes control plane run pods on this machine (see `e2e/README.md`).
+
+pub mod testapp;
+
+/// Logs to stderr; `RUST_LOG` picks the level (info by default).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).try_init();
+}
