@@ -23,6 +23,16 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false"
 
 have() { for b in "$@"; do [ -x "$bin/$b" ] || return 1; done; }
 
+# Go is needed only when something is missing; Go's own installer puts it in /usr/local/go.
+if ! have etcd kwok kube-apiserver kube-controller-manager kube-scheduler kubectl && ! command -v go >/dev/null; then
+  if [ -x /usr/local/go/bin/go ]; then
+    export PATH="$PATH:/usr/local/go/bin"
+  else
+    echo "build.sh: building the rig needs a Go toolchain (1.25 or newer) on PATH" >&2
+    exit 1
+  fi
+fi
+
 build_kubernetes() {
   have kube-apiserver kube-controller-manager kube-scheduler kubectl && return
   local minor patch

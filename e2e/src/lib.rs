@@ -1,6 +1,7 @@
 //! Serin's end-to-end parts: the sample app rollouts are tried on, and the pod runner that lets a
 //! real Kubernetes control plane run pods on this machine (see `e2e/README.md`).
 
+pub mod podrunner;
 pub mod testapp;
 
 /// Logs to stderr; `RUST_LOG` picks the level (info by default).

@@ -1,0 +1,96 @@
+//! Helpers for tests against the e2e rig. They run inside the rig's network namespace
+//! (`e2e/rig/rig exec cargo test -p serin-e2e --features rig`), with KUBECONFIG set by the rig.
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A client for the rig, with a clear message when the test runs outside it.
+pub async fn rig_client() -> Client {
+    let client = Client::try_default().await.unwrap_or_else(|e| {
+        panic!("no kubeconfig for the rig ({e}); run the tests with: e2e/rig/rig exec cargo test -p serin-e2e --features rig")
+    });
+    client.apiserver_version().await.unwrap_or_else(|e| {
+        panic!("the rig's apiserver does not answer ({e}); is it up? (e2e/rig/rig up; e2e/rig/rig status)")
+    });
+    client
+}
+
+/// A namespace of the test's own, deleted when the test ends well (`rig down` removes the rest).
+pub struct TestNamespace {
+    pub client: Client,
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub async fn create(client: &Client, prefix: &str) -> TestNamespace {
+        let suffix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("{prefix}-{suffix:x}");
+        let namespace: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .patch(&name, &PatchParams::apply("serin-e2e"), &Patch::Apply(&namespace))
+            .await
+            .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+        TestNamespace { client: client.clone(), name }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    pub async fn delete(self) {
+        let _ = Api::<Namespace>::all(self.client).delete(&self.name, &DeleteParams::default()).await;
+    }
+}
+
+/// Server-side apply of a typed object, as `kubectl apply --server-side` does.
+pub async fn apply<K>(api: &Api<K>, object: &K) -> K
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let name = object.meta().name.clone().expect("objects to apply have names");
+    api.patch(&name, &PatchParams::apply("serin-e2e").force(), &Patch::Apply(object))
+        .await
+        .unwrap_or_else(|e| panic!("applying {name}: {e}"))
+}
+
+/// Polls `check` every 250 ms until it returns Some, or panics after `timeout` naming `what` and the
+/// last thing `describe` saw.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => panic!("{what}: not within {timeout:?}; last seen: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET to `ip:port`; returns the status code and the body.
+pub async fn http_get(ip: Ipv4Addr, port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect((ip, port))).await??;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await??;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}
