@@ -32,7 +32,11 @@ impl App {
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {
         let started = Instant::now();
         let method = request.method().clone();
-        let (route, response) = self.route(request).await;
+        let (route, mut response) = self.route(request).await;
+        // Every answer says which version gave it, so tests through a proxy can tell.
+        if let Ok(version) = header::HeaderValue::from_str(&self.version) {
+            response.headers_mut().insert("x-testapp-version", version);
+        }
         self.metrics.observe(&method, route, response.status().as_u16(), started.elapsed().as_secs_f64());
         Ok(response)
     }

@@ -1,0 +1,130 @@
+//! The admin API, on loopback: liveness, readiness, metrics, and the config (read it, replace it
+//! whole, or set one route's weights). Every change is checked first; a refused one answers 400
+//! with the error and leaves the config in use untouched.
+//!
+//! - `GET /live`, `GET /ready`, `GET /metrics`
+//! - `GET /config`: `{"generation": N, "config": {...}}`
+//! - `PUT /config`: a whole config, YAML or JSON
+//! - `PUT /routes/{namespace}/{name}/weights`: `{"podinfo-primary": 90, "podinfo-canary": 10}`
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::parse_config;
+use crate::metrics::ProxyMetrics;
+use crate::store::ConfigStore;
+
+/// Largest config accepted through the API.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub struct Admin {
+    pub store: Arc<ConfigStore>,
+    pub metrics: Arc<ProxyMetrics>,
+}
+
+/// Binds the admin listener and serves it in the background; returns its address.
+pub async fn start(listen: SocketAddr, admin: Arc<Admin>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let builder = auto::Builder::new(TokioExecutor::new());
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let admin = admin.clone();
+            let service = service_fn(move |request| admin.clone().handle(request));
+            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+            tokio::spawn(connection);
+        }
+    });
+    Ok(addr)
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+impl Admin {
+    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+        let path = request.uri().path().to_string();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let response = match (request.method().clone(), segments.as_slice()) {
+            (Method::GET, ["live"]) => text(StatusCode::OK, "live\n"),
+            (Method::GET, ["ready"]) => text(StatusCode::OK, "ready\n"),
+            (Method::GET, ["metrics"]) => {
+                self.metrics.config_generation.set(self.store.load().generation as i64);
+                let mut response = text(StatusCode::OK, &self.metrics.render());
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                );
+                response
+            }
+            (Method::GET, ["config"]) => {
+                let loaded = self.store.load();
+                json_response(StatusCode::OK, &json!({ "generation": loaded.generation, "config": loaded.config }))
+            }
+            (Method::PUT, ["config"]) => match read_body(request).await {
+                Err(response) => response,
+                Ok(text) => match parse_config("admin API", &text).and_then(|config| self.store.replace(config)) {
+                    Ok(generation) => {
+                        tracing::info!(generation, "config replaced through the admin API");
+                        json_response(StatusCode::OK, &json!({ "generation": generation }))
+                    }
+                    Err(error) => refused(&error.to_string()),
+                },
+            },
+            (Method::PUT, ["routes", namespace, name, "weights"]) => {
+                let (namespace, name) = (namespace.to_string(), name.to_string());
+                match read_body(request).await {
+                    Err(response) => response,
+                    Ok(text) => match serde_json::from_str::<BTreeMap<String, i32>>(&text) {
+                        Err(error) => {
+                            refused(&format!("admin API: the body must map backend names to weights: {error}"))
+                        }
+                        Ok(weights) => match self.store.set_weights(&namespace, &name, &weights) {
+                            Ok(generation) => json_response(StatusCode::OK, &json!({ "generation": generation })),
+                            Err(error) => refused(&error.clone().from_source("admin API").to_string()),
+                        },
+                    },
+                }
+            }
+            _ => text(StatusCode::NOT_FOUND, &format!("no admin endpoint {} {path}\n", request.method())),
+        };
+        Ok(response)
+    }
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<String, Response<Body>> {
+    match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => {
+            String::from_utf8(collected.to_bytes().to_vec()).map_err(|_| refused("the body is not UTF-8 text"))
+        }
+        Err(error) => Err(refused(&format!("cannot read the body (at most {MAX_BODY} bytes): {error}"))),
+    }
+}
+
+fn refused(why: &str) -> Response<Body> {
+    tracing::warn!(why, "config change refused");
+    json_response(StatusCode::BAD_REQUEST, &json!({ "error": why }))
+}
+
+fn text(code: StatusCode, body: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    *response.status_mut() = code;
+    response
+}
+
+fn json_response(code: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut response = text(code, &body.to_string());
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,42 @@
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use super::{ConfigError, ProxyConfig};
+use crate::routing::RouteTable;
+
+/// Checks what the types cannot: unique services, endpoint addresses, references between objects,
+/// and everything the route table needs (regexes, weights, timeouts), by compiling it.
+pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
+    let mut seen = BTreeSet::new();
+    for (index, service) in config.services.iter().enumerate() {
+        let object = format!("Service {}/{}", service.namespace, service.name);
+        if service.name.is_empty() {
+            return Err(ConfigError::new(format!("services[{index}]"), "name", "must not be empty"));
+        }
+        if !seen.insert(service.key()) {
+            return Err(ConfigError::new(object, "name", "defined more than once"));
+        }
+        for (e, endpoint) in service.endpoints.iter().enumerate() {
+            if endpoint.address.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::new(
+                    object,
+                    format!("endpoints[{e}].address"),
+                    format!("{:?} is not an ip:port address", endpoint.address),
+                ));
+            }
+        }
+    }
+    for policy in &config.traffic_policies {
+        let namespace = policy.metadata.namespace.clone().unwrap_or_else(super::model::default_namespace);
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        let target = &policy.spec.target_ref.name;
+        if !seen.contains(&(namespace.clone(), target.clone())) {
+            return Err(ConfigError::new(
+                format!("TrafficPolicy {namespace}/{name}"),
+                "spec.targetRef.name",
+                format!("no Service {namespace}/{target}"),
+            ));
+        }
+    }
+    RouteTable::compile(config).map(drop)
+}

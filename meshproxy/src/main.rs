@@ -1,0 +1,142 @@
+//! `meshproxy`: run the proxy, or check a config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serin_meshproxy::admin::{self, Admin};
+use serin_meshproxy::config::parse_config;
+use serin_meshproxy::metrics::ProxyMetrics;
+use serin_meshproxy::proxy::{Limits, ProxyServer, Shared, Upstreams};
+use serin_meshproxy::store::ConfigStore;
+
+#[derive(Parser)]
+#[command(
+    name = "meshproxy",
+    version,
+    about = "Serin's L7 proxy: routes by Gateway API HTTPRoutes with weighted backends"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve traffic with the services and routes of a config file, reloading it when it changes.
+    Run {
+        /// The config: `services`, `routes` (HTTPRoutes) and `trafficPolicies`, in YAML.
+        #[arg(long)]
+        config: PathBuf,
+        /// Where clients connect (HTTP/1.1 and h2c).
+        #[arg(long, default_value = "127.0.0.1:4140")]
+        listen: SocketAddr,
+        /// The admin API (/live, /ready, /metrics, /config); keep it on loopback.
+        #[arg(long, default_value = "127.0.0.1:4191")]
+        admin: SocketAddr,
+        /// Worker threads; 1 runs everything on one thread, as a sidecar should.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Seconds to let requests in flight finish after SIGTERM.
+        #[arg(long, default_value_t = 30)]
+        drain_seconds: u64,
+        /// Seconds a client has to send a request's headers.
+        #[arg(long, default_value_t = 10)]
+        header_read_timeout_seconds: u64,
+        /// Largest request head accepted, in bytes.
+        #[arg(long, default_value_t = 64 * 1024)]
+        max_header_bytes: usize,
+        /// Seconds to wait for an endpoint to accept a connection.
+        #[arg(long, default_value_t = 5)]
+        connect_timeout_seconds: u64,
+    },
+    /// Check a config file and exit: 0 if meshproxy would accept it, 1 with the error if not.
+    Check { config: PathBuf },
+}
+
+fn main() -> anyhow::Result<()> {
+    serin_meshproxy::init_logging();
+    match Cli::parse().command {
+        Command::Check { config } => {
+            let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+            match parse_config(&config.display().to_string(), &text) {
+                Ok(parsed) => {
+                    println!(
+                        "{}: ok ({} services, {} routes, {} traffic policies)",
+                        config.display(),
+                        parsed.services.len(),
+                        parsed.routes.len(),
+                        parsed.traffic_policies.len()
+                    );
+                    Ok(())
+                }
+                Err(error) => {
+                    eprintln!("{error}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Run { workers: 0, .. } => anyhow::bail!("--workers must be at least 1"),
+        Command::Run {
+            config,
+            listen,
+            admin,
+            workers,
+            drain_seconds,
+            header_read_timeout_seconds,
+            max_header_bytes,
+            connect_timeout_seconds,
+        } => {
+            let runtime = if workers == 1 {
+                tokio::runtime::Builder::new_current_thread().enable_all().build()?
+            } else {
+                tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?
+            };
+            let limits =
+                Limits { header_read_timeout: Duration::from_secs(header_read_timeout_seconds), max_header_bytes };
+            runtime.block_on(run(
+                config,
+                listen,
+                admin,
+                limits,
+                Duration::from_secs(connect_timeout_seconds),
+                drain_seconds,
+            ))
+        }
+    }
+}
+
+async fn run(
+    config_path: PathBuf,
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    limits: Limits,
+    connect_timeout: Duration,
+    drain_seconds: u64,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+    let config = parse_config(&config_path.display().to_string(), &text)?;
+    let store = Arc::new(ConfigStore::new(config)?);
+    let metrics = Arc::new(ProxyMetrics::default());
+    let admin_addr = admin::start(admin_listen, Arc::new(Admin { store: store.clone(), metrics: metrics.clone() }))
+        .await
+        .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
+    let shared = Arc::new(Shared { store: store.clone(), upstreams: Upstreams::new(connect_timeout), metrics, limits });
+    let server = ProxyServer::start(listen, shared).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(proxy = %server.local_addr(), admin = %admin_addr, config = %config_path.display(), "meshproxy serving");
+    tokio::spawn(serin_meshproxy::watch::watch_file(config_path, store, text));
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!(drain_seconds, "draining");
+    if !server.drain(Duration::from_secs(drain_seconds)).await {
+        tracing::warn!("requests still in flight after the drain period were cut");
+    }
+    Ok(())
+}

@@ -1,0 +1,29 @@
+/// The host names a service answers to, as cluster DNS would resolve them: `svc.ns`,
+/// `svc.ns.svc` and `svc.ns.svc.cluster.local` (plain `svc` is added by the table when only one
+/// namespace has a service of that name).
+pub fn host_forms(name: &str, namespace: &str) -> [String; 3] {
+    [format!("{name}.{namespace}"), format!("{name}.{namespace}.svc"), format!("{name}.{namespace}.svc.cluster.local")]
+}
+
+/// The host part of a Host header or `:authority`, lower-cased, without port or trailing dot.
+pub fn normalize_host(authority: &str) -> String {
+    let host = match authority.rsplit_once(':') {
+        // An IPv6 literal keeps its colons inside brackets.
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !host.ends_with(':') => host,
+        _ => authority,
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_host;
+
+    #[test]
+    fn strips_port_dot_and_case() {
+        assert_eq!(normalize_host("PodInfo.Test:9898"), "podinfo.test");
+        assert_eq!(normalize_host("podinfo.test.svc.cluster.local."), "podinfo.test.svc.cluster.local");
+        assert_eq!(normalize_host("podinfo"), "podinfo");
+        assert_eq!(normalize_host("[::1]:80"), "[::1]");
+    }
+}

@@ -1,0 +1,76 @@
+//! The config in use, and the only way to change it: compile the new one first, then swap.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use crate::config::{ConfigError, ProxyConfig, validate};
+use crate::routing::RouteTable;
+
+/// One accepted config with its compiled route table.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Counts accepted configs from 1; reported on `/config` and in metrics.
+    pub generation: u64,
+    pub config: ProxyConfig,
+    pub table: RouteTable,
+}
+
+#[derive(Debug)]
+pub struct ConfigStore {
+    current: RwLock<Arc<Loaded>>,
+}
+
+impl ConfigStore {
+    pub fn new(config: ProxyConfig) -> Result<ConfigStore, ConfigError> {
+        validate(&config)?;
+        let table = RouteTable::compile(&config)?;
+        Ok(ConfigStore { current: RwLock::new(Arc::new(Loaded { generation: 1, config, table })) })
+    }
+
+    /// The config a new request runs on. A request keeps this Arc to its end, so a swap never
+    /// changes the routing of a request already started.
+    pub fn load(&self) -> Arc<Loaded> {
+        self.current.read().expect("the config lock is never poisoned").clone()
+    }
+
+    /// Replaces the whole config if it is valid; returns the new generation.
+    pub fn replace(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
+        validate(&config)?;
+        let table = RouteTable::compile(&config)?;
+        let mut current = self.current.write().expect("the config lock is never poisoned");
+        let generation = current.generation + 1;
+        *current = Arc::new(Loaded { generation, config, table });
+        Ok(generation)
+    }
+
+    /// Sets the weights of named backends in every rule of one HTTPRoute: what a controller does
+    /// at each rollout step. Backends not named keep their weight.
+    pub fn set_weights(
+        &self,
+        namespace: &str,
+        route: &str,
+        weights: &BTreeMap<String, i32>,
+    ) -> Result<u64, ConfigError> {
+        let object = format!("HTTPRoute {namespace}/{route}");
+        let mut config = self.load().config.clone();
+        let Some(target) = config.routes.iter_mut().find(|r| {
+            r.metadata.name.as_deref() == Some(route)
+                && r.metadata.namespace.as_deref().unwrap_or("default") == namespace
+        }) else {
+            return Err(ConfigError::new(object, "metadata.name", "no such route"));
+        };
+        let mut named: BTreeMap<&str, bool> = weights.keys().map(|k| (k.as_str(), false)).collect();
+        for rule in target.spec.rules.iter_mut().flatten() {
+            for backend in rule.backend_refs.iter_mut().flatten() {
+                if let Some(weight) = weights.get(&backend.name) {
+                    backend.weight = Some(*weight);
+                    named.insert(backend.name.as_str(), true);
+                }
+            }
+        }
+        if let Some((missing, _)) = named.iter().find(|(_, found)| !**found) {
+            return Err(ConfigError::new(object, "spec.rules[*].backendRefs", format!("no backend named {missing:?}")));
+        }
+        self.replace(config)
+    }
+}

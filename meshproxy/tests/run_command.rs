@@ -1,0 +1,74 @@
+//! `meshproxy run` as a process: serves a config file, reloads it when it changes, keeps the old
+//! config when the new file is bad, and exits cleanly on SIGTERM.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{backend, canary_config, client, get, version_of};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn generation(admin: std::net::SocketAddr) -> u64 {
+    let (_, _, body) = get(&client(), admin, "admin", "/config", &[]).await;
+    serde_json::from_str::<serde_json::Value>(&body).map(|v| v["generation"].as_u64().unwrap_or(0)).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_a_file_and_reloads_it() {
+    let (v1, v2) = (backend("v1").await, backend("v2").await);
+    let dir = std::env::temp_dir().join(format!("meshproxy-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("proxy.yaml");
+    std::fs::write(&file, canary_config(v1, v2, 100, 0, "")).unwrap();
+    let (listen, admin) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshproxy"))
+        .args(["run", "--config", file.to_str().unwrap(), "--listen", &listen, "--admin", &admin])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (proxy, admin) = (listen.parse().unwrap(), admin.parse().unwrap());
+    let client = client();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(proxy).await.is_err() {
+        assert!(Instant::now() < deadline, "meshproxy did not start listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, _, body) = get(&client, proxy, "podinfo.test", "/version", &[]).await;
+    assert_eq!(version_of(&body), "v1");
+
+    std::fs::write(&file, canary_config(v1, v2, 0, 100, "")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while generation(admin).await != 2 {
+        assert!(Instant::now() < deadline, "the edited file was not reloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, _, body) = get(&client, proxy, "podinfo.test", "/version", &[]).await;
+    assert_eq!(version_of(&body), "v2");
+
+    // A broken file is refused; the config in use stays and keeps serving.
+    std::fs::write(&file, "services: [{name: podinfo, namespace: test, endpoints: [{address: nowhere}]}]").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(generation(admin).await, 2);
+    let (status, _, body) = get(&client, proxy, "podinfo.test", "/version", &[]).await;
+    assert_eq!((status.as_u16(), version_of(&body).as_str()), (200, "v2"));
+
+    let (status, _, _) = get(&client, admin, "admin", "/ready", &[]).await;
+    assert_eq!(status, 200);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "meshproxy did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
