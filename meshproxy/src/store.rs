@@ -23,6 +23,7 @@ pub struct ConfigStore {
 impl ConfigStore {
     pub fn new(config: ProxyConfig) -> Result<ConfigStore, ConfigError> {
         validate(&config)?;
+        warn_unapplied(&config);
         let table = RouteTable::compile(&config)?;
         Ok(ConfigStore { current: RwLock::new(Arc::new(Loaded { generation: 1, config, table })) })
     }
@@ -36,6 +37,7 @@ impl ConfigStore {
     /// Replaces the whole config if it is valid; returns the new generation.
     pub fn replace(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
         validate(&config)?;
+        warn_unapplied(&config);
         let table = RouteTable::compile(&config)?;
         let mut current = self.current.write().expect("the config lock is never poisoned");
         let generation = current.generation + 1;
@@ -72,5 +74,16 @@ impl ConfigStore {
             return Err(ConfigError::new(object, "spec.rules[*].backendRefs", format!("no backend named {missing:?}")));
         }
         self.replace(config)
+    }
+}
+
+/// TrafficPolicies are checked but not yet enforced; say so rather than let a user believe
+/// retries or a circuit breaker protect them.
+fn warn_unapplied(config: &ProxyConfig) {
+    for policy in &config.traffic_policies {
+        tracing::warn!(
+            policy = policy.metadata.name.as_deref().unwrap_or_default(),
+            "TrafficPolicy accepted but not enforced yet: meshproxy does not apply retries, timeouts, breakers, faults or rate limits from it"
+        );
     }
 }
