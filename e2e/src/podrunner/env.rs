@@ -108,21 +108,27 @@ async fn resolve_source(
     }
     if let Some(key) = &source.config_map_key_ref {
         let data = config_map_data(ctx.client, namespace, &key.name, key.optional).await?;
-        return match data.get(&key.key) {
-            Some(value) => Ok(Some(value.clone())),
-            None if key.optional == Some(true) => Ok(None),
-            None => Err(format!("ConfigMap {namespace}/{} has no key {:?}", key.name, key.key)),
-        };
+        return pick_key(data, &format!("ConfigMap {namespace}/{}", key.name), &key.key, key.optional);
     }
     if let Some(key) = &source.secret_key_ref {
         let data = secret_data(ctx.client, namespace, &key.name, key.optional).await?;
-        return match data.get(&key.key) {
-            Some(value) => Ok(Some(value.clone())),
-            None if key.optional == Some(true) => Ok(None),
-            None => Err(format!("Secret {namespace}/{} has no key {:?}", key.name, key.key)),
-        };
+        return pick_key(data, &format!("Secret {namespace}/{}", key.name), &key.key, key.optional);
     }
     Err("only value, fieldRef, configMapKeyRef and secretKeyRef are played by the rig".to_string())
+}
+
+/// One key of a ConfigMap's or Secret's data; an optional key that is absent leaves the variable out.
+fn pick_key(
+    mut data: BTreeMap<String, String>,
+    object: &str,
+    key: &str,
+    optional: Option<bool>,
+) -> Result<Option<String>, String> {
+    match data.remove(key) {
+        Some(value) => Ok(Some(value)),
+        None if optional == Some(true) => Ok(None),
+        None => Err(format!("{object} has no key {key:?}")),
+    }
 }
 
 fn field_value(ctx: &EnvContext<'_>, path: &str) -> Result<String, String> {

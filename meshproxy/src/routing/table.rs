@@ -192,6 +192,20 @@ fn parent_services(
         .collect()
 }
 
+/// The request and response header modifiers are distinct generated types with the same fields.
+macro_rules! compile_modifier {
+    ($modifier:expr, $name:literal) => {
+        match $modifier {
+            None => Err(format!("{} is missing", $name)),
+            Some(m) => HeaderModifier::compile(
+                m.set.iter().flatten().map(|h| (h.name.clone(), h.value.clone())),
+                m.add.iter().flatten().map(|h| (h.name.clone(), h.value.clone())),
+                m.remove.iter().flatten().cloned(),
+            ),
+        }
+    };
+}
+
 fn compile_rule(
     spec: &HttpRouteRules,
     namespace: &str,
@@ -224,28 +238,12 @@ fn compile_rule(
         let field = format!("filters[{i}]");
         match filter.r#type {
             HttpRouteRulesFiltersType::RequestHeaderModifier => {
-                let m = filter
-                    .request_header_modifier
-                    .as_ref()
-                    .ok_or((field.clone(), "requestHeaderModifier is missing".to_string()))?;
-                request_headers = HeaderModifier::compile(
-                    m.set.iter().flatten().map(|h| (h.name.clone(), h.value.clone())),
-                    m.add.iter().flatten().map(|h| (h.name.clone(), h.value.clone())),
-                    m.remove.iter().flatten().cloned(),
-                )
-                .map_err(|e| (field.clone(), e))?;
+                let m = filter.request_header_modifier.as_ref();
+                request_headers = compile_modifier!(m, "requestHeaderModifier").map_err(|e| (field.clone(), e))?;
             }
             HttpRouteRulesFiltersType::ResponseHeaderModifier => {
-                let m = filter
-                    .response_header_modifier
-                    .as_ref()
-                    .ok_or((field.clone(), "responseHeaderModifier is missing".to_string()))?;
-                response_headers = HeaderModifier::compile(
-                    m.set.iter().flatten().map(|h| (h.name.clone(), h.value.clone())),
-                    m.add.iter().flatten().map(|h| (h.name.clone(), h.value.clone())),
-                    m.remove.iter().flatten().cloned(),
-                )
-                .map_err(|e| (field.clone(), e))?;
+                let m = filter.response_header_modifier.as_ref();
+                response_headers = compile_modifier!(m, "responseHeaderModifier").map_err(|e| (field.clone(), e))?;
             }
             ref other => {
                 return Err((format!("{field}.type"), format!("filter {other:?} is not supported by meshproxy yet")));
