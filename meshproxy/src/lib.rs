@@ -3,11 +3,14 @@
 //! connections, reporting every request in Prometheus metrics. Its config is swapped whole and
 //! atomically: requests in flight finish on the config they started with.
 
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod metrics;
+pub mod policy;
 pub mod proxy;
 pub mod routing;
+pub mod state;
 pub mod store;
 pub mod watch;
 

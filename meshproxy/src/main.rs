@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use serin_meshproxy::access_log::AccessLog;
 use serin_meshproxy::admin::{self, Admin};
 use serin_meshproxy::config::parse_config;
 use serin_meshproxy::metrics::ProxyMetrics;
-use serin_meshproxy::proxy::{Limits, ProxyServer, Shared, Upstreams};
+use serin_meshproxy::proxy::{Limits, ProxyServer, Shared, Upstreams, tls};
 use serin_meshproxy::store::ConfigStore;
 
 #[derive(Parser)]
@@ -27,34 +28,49 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve traffic with the services and routes of a config file, reloading it when it changes.
-    Run {
-        /// The config: `services`, `routes` (HTTPRoutes) and `trafficPolicies`, in YAML.
-        #[arg(long)]
-        config: PathBuf,
-        /// Where clients connect (HTTP/1.1 and h2c).
-        #[arg(long, default_value = "127.0.0.1:4140")]
-        listen: SocketAddr,
-        /// The admin API (/live, /ready, /metrics, /config); keep it on loopback.
-        #[arg(long, default_value = "127.0.0.1:4191")]
-        admin: SocketAddr,
-        /// Worker threads; 1 runs everything on one thread, as a sidecar should.
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
-        /// Seconds to let requests in flight finish after SIGTERM.
-        #[arg(long, default_value_t = 30)]
-        drain_seconds: u64,
-        /// Seconds a client has to send a request's headers.
-        #[arg(long, default_value_t = 10)]
-        header_read_timeout_seconds: u64,
-        /// Largest request head accepted, in bytes.
-        #[arg(long, default_value_t = 64 * 1024)]
-        max_header_bytes: usize,
-        /// Seconds to wait for an endpoint to accept a connection.
-        #[arg(long, default_value_t = 5)]
-        connect_timeout_seconds: u64,
-    },
+    Run(RunArgs),
     /// Check a config file and exit: 0 if meshproxy would accept it, 1 with the error if not.
     Check { config: PathBuf },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The config: `services`, `routes` (HTTPRoutes) and `trafficPolicies`, in YAML.
+    #[arg(long)]
+    config: PathBuf,
+    /// Where clients connect (HTTP/1.1 and h2c; HTTP/1.1 and h2 by ALPN with --tls-cert).
+    #[arg(long, default_value = "127.0.0.1:4140")]
+    listen: SocketAddr,
+    /// The admin API (/live, /ready, /metrics, /config); keep it on loopback.
+    #[arg(long, default_value = "127.0.0.1:4191")]
+    admin: SocketAddr,
+    /// Worker threads; 1 runs everything on one thread, as a sidecar should.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Seconds to let requests in flight finish after SIGTERM.
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
+    /// Seconds a client has to send a request's headers (and finish a TLS handshake).
+    #[arg(long, default_value_t = 10)]
+    header_read_timeout_seconds: u64,
+    /// Largest request head accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
+    /// Most client connections open at once; further clients wait to be accepted.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds to wait for an endpoint to accept a connection.
+    #[arg(long, default_value_t = 5)]
+    connect_timeout_seconds: u64,
+    /// JSON access log lines on stdout: off, on, or sampled:SHARE (e.g. sampled:0.01).
+    #[arg(long, default_value = "off")]
+    access_log: AccessLog,
+    /// PEM certificate chain: serve TLS instead of clear text (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,54 +95,53 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Run { workers: 0, .. } => anyhow::bail!("--workers must be at least 1"),
-        Command::Run {
-            config,
-            listen,
-            admin,
-            workers,
-            drain_seconds,
-            header_read_timeout_seconds,
-            max_header_bytes,
-            connect_timeout_seconds,
-        } => {
-            let runtime = if workers == 1 {
+        Command::Run(args) => {
+            anyhow::ensure!(args.workers >= 1, "--workers must be at least 1");
+            anyhow::ensure!(args.max_connections >= 1, "--max-connections must be at least 1");
+            let runtime = if args.workers == 1 {
                 tokio::runtime::Builder::new_current_thread().enable_all().build()?
             } else {
-                tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?
+                tokio::runtime::Builder::new_multi_thread().worker_threads(args.workers).enable_all().build()?
             };
-            let limits =
-                Limits { header_read_timeout: Duration::from_secs(header_read_timeout_seconds), max_header_bytes };
-            runtime.block_on(run(
-                config,
-                listen,
-                admin,
-                limits,
-                Duration::from_secs(connect_timeout_seconds),
-                drain_seconds,
-            ))
+            runtime.block_on(run(args))
         }
     }
 }
 
-async fn run(
-    config_path: PathBuf,
-    listen: SocketAddr,
-    admin_listen: SocketAddr,
-    limits: Limits,
-    connect_timeout: Duration,
-    drain_seconds: u64,
-) -> anyhow::Result<()> {
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config_path = args.config;
     let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
     let config = parse_config(&config_path.display().to_string(), &text)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let store = Arc::new(ConfigStore::new(config)?);
-    let metrics = Arc::new(ProxyMetrics::default());
-    let admin_addr = admin::start(admin_listen, Arc::new(Admin { store: store.clone(), metrics: metrics.clone() }))
+    let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
+    let admin_addr = admin::start(args.admin, Arc::new(Admin { store: store.clone(), metrics: metrics.clone() }))
         .await
-        .with_context(|| format!("cannot listen on {admin_listen} (admin)"))?;
-    let shared = Arc::new(Shared { store: store.clone(), upstreams: Upstreams::new(connect_timeout), metrics, limits });
-    let server = ProxyServer::start(listen, shared).await.with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(proxy = %server.local_addr(), admin = %admin_addr, config = %config_path.display(), "meshproxy serving");
+        .with_context(|| format!("cannot listen on {} (admin)", args.admin))?;
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
+        max_header_bytes: args.max_header_bytes,
+        max_connections: args.max_connections,
+    };
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        upstreams: Upstreams::new(Duration::from_secs(args.connect_timeout_seconds), store.state.clone()),
+        metrics,
+        limits,
+        access_log: args.access_log,
+    });
+    let listen = args.listen;
+    let server = ProxyServer::start(listen, shared, tls).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(
+        proxy = %server.local_addr(),
+        admin = %admin_addr,
+        config = %config_path.display(),
+        tls = args.tls_cert.is_some(),
+        "meshproxy serving"
+    );
     tokio::spawn(serin_meshproxy::watch::watch_file(config_path, store, text));
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -134,6 +149,7 @@ async fn run(
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    let drain_seconds = args.drain_seconds;
     tracing::info!(drain_seconds, "draining");
     if !server.drain(Duration::from_secs(drain_seconds)).await {
         tracing::warn!("requests still in flight after the drain period were cut");

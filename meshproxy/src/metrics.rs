@@ -2,14 +2,20 @@
 //! backend, version and response code, so a canary's success rate and latency can be compared
 //! with the primary's over the same window.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+use crate::state::RuntimeState;
+
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub service: String,
     pub namespace: String,
@@ -25,15 +31,30 @@ pub struct ProxyMetrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RequestLabels, Histogram>,
+    retries: Family<RetryLabels, Counter>,
     pub config_generation: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RetryLabels {
+    service: String,
+    namespace: String,
+    route: String,
+    backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
 }
 
 /// Latency buckets from 0.5 ms to 30 s: fine below 10 ms, where a proxy hop lives.
 const BUCKETS: [f64; 17] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0];
 
-impl Default for ProxyMetrics {
-    fn default() -> Self {
+impl ProxyMetrics {
+    /// The proxy's metrics; the endpoint gauges are read from `state` at each scrape.
+    pub fn new(state: Arc<RuntimeState>) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let durations = Family::<RequestLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
@@ -45,11 +66,26 @@ impl Default for ProxyMetrics {
             durations.clone(),
         );
         registry.register("meshproxy_config_generation", "Generation of the config in use", config_generation.clone());
-        ProxyMetrics { registry, requests, durations, config_generation }
+        let retries = Family::<RetryLabels, Counter>::default();
+        registry.register(
+            "meshproxy_retries",
+            "Attempts sent again under a TrafficPolicy's retry rule",
+            retries.clone(),
+        );
+        registry.register_collector(Box::new(EndpointGauges(state)));
+        ProxyMetrics { registry, requests, durations, retries, config_generation }
     }
-}
 
-impl ProxyMetrics {
+    pub fn retried(&self, request: &RequestLabels) {
+        let labels = RetryLabels {
+            service: request.service.clone(),
+            namespace: request.namespace.clone(),
+            route: request.route.clone(),
+            backend: request.backend.clone(),
+        };
+        self.retries.get_or_create(&labels).inc();
+    }
+
     pub fn observe(&self, labels: RequestLabels, seconds: f64) {
         self.durations.get_or_create(&labels).observe(seconds);
         self.requests.get_or_create(&labels).inc();
@@ -69,5 +105,38 @@ pub fn class_of(code: u16) -> &'static str {
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
+    }
+}
+
+/// Per-endpoint gauges, read at scrape time: open upstream connections, and whether the endpoint
+/// is ejected by outlier detection right now.
+#[derive(Debug)]
+struct EndpointGauges(Arc<RuntimeState>);
+
+impl Collector for EndpointGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let endpoints = self.0.endpoints();
+        let now = std::time::Instant::now();
+        let mut connections = encoder.encode_descriptor(
+            "meshproxy_upstream_connections",
+            "Open connections from this proxy to an endpoint",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (address, state) in &endpoints {
+            let labels = EndpointLabels { endpoint: address.to_string() };
+            ConstGauge::new(state.connections.load(Ordering::Relaxed)).encode(connections.encode_family(&labels)?)?;
+        }
+        let mut ejected = encoder.encode_descriptor(
+            "meshproxy_endpoint_ejected",
+            "1 while outlier detection keeps an endpoint out of load balancing",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (address, state) in &endpoints {
+            let labels = EndpointLabels { endpoint: address.to_string() };
+            ConstGauge::new(i64::from(state.health.is_ejected(now))).encode(ejected.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }

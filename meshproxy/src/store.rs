@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::config::{ConfigError, ProxyConfig, validate};
 use crate::routing::RouteTable;
+use crate::state::RuntimeState;
 
 /// One accepted config with its compiled route table.
 #[derive(Debug)]
@@ -18,14 +19,16 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct ConfigStore {
     current: RwLock<Arc<Loaded>>,
+    /// Endpoint and service state every compiled config points into.
+    pub state: Arc<RuntimeState>,
 }
 
 impl ConfigStore {
     pub fn new(config: ProxyConfig) -> Result<ConfigStore, ConfigError> {
         validate(&config)?;
-        warn_unapplied(&config);
-        let table = RouteTable::compile(&config)?;
-        Ok(ConfigStore { current: RwLock::new(Arc::new(Loaded { generation: 1, config, table })) })
+        let state = Arc::new(RuntimeState::default());
+        let table = RouteTable::compile(&config, &state)?;
+        Ok(ConfigStore { current: RwLock::new(Arc::new(Loaded { generation: 1, config, table })), state })
     }
 
     /// The config a new request runs on. A request keeps this Arc to its end, so a swap never
@@ -37,11 +40,13 @@ impl ConfigStore {
     /// Replaces the whole config if it is valid; returns the new generation.
     pub fn replace(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
         validate(&config)?;
-        warn_unapplied(&config);
-        let table = RouteTable::compile(&config)?;
+        let table = RouteTable::compile(&config, &self.state)?;
         let mut current = self.current.write().expect("the config lock is never poisoned");
         let generation = current.generation + 1;
-        *current = Arc::new(Loaded { generation, config, table });
+        let previous = std::mem::replace(&mut *current, Arc::new(Loaded { generation, config, table }));
+        drop(current);
+        drop(previous);
+        self.state.prune();
         Ok(generation)
     }
 
@@ -74,16 +79,5 @@ impl ConfigStore {
             return Err(ConfigError::new(object, "spec.rules[*].backendRefs", format!("no backend named {missing:?}")));
         }
         self.replace(config)
-    }
-}
-
-/// TrafficPolicies are checked but not yet enforced; say so rather than let a user believe
-/// retries or a circuit breaker protect them.
-fn warn_unapplied(config: &ProxyConfig) {
-    for policy in &config.traffic_policies {
-        tracing::warn!(
-            policy = policy.metadata.name.as_deref().unwrap_or_default(),
-            "TrafficPolicy accepted but not enforced yet: meshproxy does not apply retries, timeouts, breakers, faults or rate limits from it"
-        );
     }
 }

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 
 use super::{ConfigError, ProxyConfig};
 use crate::routing::RouteTable;
+use crate::state::RuntimeState;
 
 /// Checks what the types cannot: unique services, endpoint addresses, references between objects,
 /// and everything the route table needs (regexes, weights, timeouts), by compiling it.
@@ -26,17 +27,6 @@ pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
             }
         }
     }
-    for policy in &config.traffic_policies {
-        let namespace = policy.metadata.namespace.clone().unwrap_or_else(super::model::default_namespace);
-        let name = policy.metadata.name.clone().unwrap_or_default();
-        let target = &policy.spec.target_ref.name;
-        if !seen.contains(&(namespace.clone(), target.clone())) {
-            return Err(ConfigError::new(
-                format!("TrafficPolicy {namespace}/{name}"),
-                "spec.targetRef.name",
-                format!("no Service {namespace}/{target}"),
-            ));
-        }
-    }
-    RouteTable::compile(config).map(drop)
+    // References, policies and everything else the route table needs are checked by compiling it.
+    RouteTable::compile(config, &RuntimeState::default()).map(drop)
 }

@@ -1,91 +1,141 @@
 //! One request through the proxy: find the service by host, the rule by match, a backend by
-//! weight, an endpoint; forward with the hop's header rules; record the outcome.
+//! weight; apply the rule's filters and the TrafficPolicy's gates (rate limit, faults, breaker);
+//! send it to an endpoint picked by the load balancer, retrying as the policy allows; record the
+//! outcome.
 //!
 //! Failures the proxy itself produces carry `x-meshproxy-error`, saying who is to blame: no such
-//! service, no matching route, a backend without endpoints, an endpoint that refused or timed out.
+//! service, no matching route, a backend without endpoints, an endpoint that refused or timed out,
+//! a policy that shed or failed the request on purpose.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use super::client::{Body, Upstreams};
+use super::client::Body;
 use super::headers::{add_forwarded, strip_hop_by_hop};
-use crate::metrics::{ProxyMetrics, RequestLabels, class_of};
-use crate::routing::RequestFacts;
-use crate::store::ConfigStore;
+use super::mirror::TeeBody;
+use super::replay::ReplayBody;
+use super::trace::ensure_traceparent;
+use super::{Shared, mirror_task, upgrade};
+use crate::access_log::{AccessEntry, AccessLog};
+use crate::metrics::{RequestLabels, class_of};
+use crate::policy::{AttemptOutcome, RetryRule, ServicePolicy, roll};
+use crate::routing::{Backend, RequestFacts};
+use crate::store::Loaded;
 
-/// Bounds on what a client may send.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Time allowed to send a request's headers (slowloris protection).
-    pub header_read_timeout: Duration,
-    /// Largest request head accepted.
-    pub max_header_bytes: usize,
+/// A request the proxy answers itself: the status, and why (sent in `x-meshproxy-error`).
+type Failure = (StatusCode, String);
+
+/// What became of a request, for metrics and the access log.
+pub(super) struct Exchange {
+    pub labels: RequestLabels,
+    pub endpoint: Option<SocketAddr>,
+    pub attempts: u32,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { header_read_timeout: Duration::from_secs(10), max_header_bytes: 64 * 1024 }
+/// The parts of a request every attempt and mirror sends again.
+#[derive(Clone)]
+pub(super) struct RequestHead {
+    pub method: Method,
+    pub version: Version,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+}
+
+impl RequestHead {
+    pub fn to(&self, endpoint: SocketAddr, body: Body) -> Result<Request<Body>, Failure> {
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(endpoint.to_string())
+            .path_and_query(self.path_and_query.as_str())
+            .build()
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("cannot build the upstream URI: {e}")))?;
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers.clone();
+        Ok(request)
     }
-}
-
-/// What every request shares.
-pub struct Shared {
-    pub store: Arc<ConfigStore>,
-    pub upstreams: Upstreams,
-    pub metrics: Arc<ProxyMetrics>,
-    pub limits: Limits,
 }
 
 pub async fn forward(
     shared: Arc<Shared>,
     client: SocketAddr,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     let loaded = shared.store.load();
-    let mut labels = RequestLabels {
-        service: String::new(),
-        namespace: String::new(),
-        route: String::new(),
-        backend: String::new(),
-        version: String::new(),
-        code: 0,
-        class: "",
-    };
-    let response = route_and_send(&shared, &loaded, client, request, &mut labels).await;
+    let trace_id = ensure_traceparent(request.headers_mut());
+    let logged = shared.access_log.wants().then(|| {
+        (
+            request.method().to_string(),
+            authority_of(&request).unwrap_or_default(),
+            request.uri().path().to_string(),
+            format!("{:?}", request.version()),
+        )
+    });
+    let mut exchange = Exchange { labels: RequestLabels::default(), endpoint: None, attempts: 0 };
+    let response = route_and_send(&shared, &loaded, client, request, &mut exchange).await;
     let response = response.unwrap_or_else(|(code, why)| proxy_error(code, &why));
-    labels.code = response.status().as_u16();
-    labels.class = class_of(labels.code);
-    shared.metrics.observe(labels, started.elapsed().as_secs_f64());
+    exchange.labels.code = response.status().as_u16();
+    exchange.labels.class = class_of(exchange.labels.code);
+    let elapsed = started.elapsed();
+    if let Some((method, authority, path, protocol)) = &logged {
+        let labels = &exchange.labels;
+        AccessLog::write(&AccessEntry {
+            time: jiff::Timestamp::now().to_string(),
+            client: client.to_string(),
+            method,
+            authority,
+            path,
+            protocol,
+            status: labels.code,
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            service: &labels.service,
+            namespace: &labels.namespace,
+            route: &labels.route,
+            backend: &labels.backend,
+            version: &labels.version,
+            endpoint: exchange.endpoint.map(|e| e.to_string()),
+            attempts: exchange.attempts,
+            trace_id: &trace_id,
+            error: response.headers().get("x-meshproxy-error").and_then(|v| v.to_str().ok()),
+        });
+    }
+    shared.metrics.observe(exchange.labels, elapsed.as_secs_f64());
     Ok(response)
 }
 
-async fn route_and_send(
-    shared: &Shared,
-    loaded: &crate::store::Loaded,
-    client: SocketAddr,
-    request: Request<Incoming>,
-    labels: &mut RequestLabels,
-) -> Result<Response<Body>, (StatusCode, String)> {
-    let authority = match request.uri().authority() {
-        Some(authority) => authority.as_str().to_string(),
+fn authority_of<B>(request: &Request<B>) -> Result<String, Failure> {
+    match request.uri().authority() {
+        Some(authority) => Ok(authority.as_str().to_string()),
         None => match request.headers().get(header::HOST).map(|h| h.to_str()) {
-            Some(Ok(host)) => host.to_string(),
-            Some(Err(_)) => return Err((StatusCode::BAD_REQUEST, "the Host header is not valid text".into())),
-            None => return Err((StatusCode::BAD_REQUEST, "the request names no host".into())),
+            Some(Ok(host)) => Ok(host.to_string()),
+            Some(Err(_)) => Err((StatusCode::BAD_REQUEST, "the Host header is not valid text".into())),
+            None => Err((StatusCode::BAD_REQUEST, "the request names no host".into())),
         },
-    };
+    }
+}
+
+async fn route_and_send(
+    shared: &Arc<Shared>,
+    loaded: &Loaded,
+    client: SocketAddr,
+    mut request: Request<Incoming>,
+    exchange: &mut Exchange,
+) -> Result<Response<Body>, Failure> {
+    let authority = authority_of(&request)?;
     let Some(service) = loaded.table.service(&authority) else {
         return Err((StatusCode::NOT_FOUND, format!("no service for host {authority:?}")));
     };
-    labels.service = service.name.clone();
-    labels.namespace = service.namespace.clone();
+    exchange.labels.service = service.name.clone();
+    exchange.labels.namespace = service.namespace.clone();
 
     let facts = RequestFacts {
         method: request.method(),
@@ -93,60 +143,235 @@ async fn route_and_send(
         query: request.uri().query(),
         headers: request.headers(),
     };
-    let Some(rule) = service.rule_for(&facts) else {
+    let Some((matched, rule)) = service.rule_for(&facts) else {
         return Err((StatusCode::NOT_FOUND, format!("no route of {}/{} matches", service.namespace, service.name)));
     };
-    labels.route = rule.route.clone();
+    exchange.labels.route = rule.route.clone();
+    let matched_prefix = matched.matched_prefix();
+    // A redirecting rule needs no backend.
+    if let Some(redirect) = &rule.filters.redirect {
+        let uri = request.uri();
+        let location = redirect.location("http", &authority, uri.path(), uri.query(), matched_prefix);
+        return Ok(redirect_response(redirect.status, &location));
+    }
     let Some(backend) = rule.pick_backend() else {
         return Err((StatusCode::INTERNAL_SERVER_ERROR, format!("route {} has no backend with weight", rule.route)));
     };
-    labels.backend = backend.name.clone();
-    let Some(endpoint) = backend.pick_endpoint() else {
-        return Err((
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("backend {}/{} has no endpoints", backend.namespace, backend.name),
-        ));
-    };
-    labels.version = endpoint.version.to_string();
-
-    let (mut parts, body) = request.into_parts();
-    let incoming_version = parts.version;
-    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
-    parts.uri = Uri::builder()
-        .scheme("http")
-        .authority(endpoint.address.to_string())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("cannot build the upstream URI: {e}")))?;
-    strip_hop_by_hop(&mut parts.headers);
-    add_forwarded(&mut parts.headers, client, &authority);
-    // The upstream sees the host the client asked for, not the endpoint's address.
-    if let Ok(host) = HeaderValue::from_str(&authority) {
-        parts.headers.insert(header::HOST, host);
+    exchange.labels.backend = backend.name.clone();
+    if let Some(redirect) = &backend.filters.redirect {
+        let uri = request.uri();
+        let location = redirect.location("http", &authority, uri.path(), uri.query(), matched_prefix);
+        return Ok(redirect_response(redirect.status, &location));
     }
-    rule.request_headers.apply(&mut parts.headers);
 
-    let upstream = Request::from_parts(parts, body.boxed());
-    let sent = match incoming_version {
-        Version::HTTP_2 => shared.upstreams.http2.request(upstream),
-        _ => shared.upstreams.http1.request(upstream),
-    };
-    let result = match rule.timeout {
-        Some(limit) => tokio::time::timeout(limit, sent)
-            .await
-            .map_err(|_| (StatusCode::GATEWAY_TIMEOUT, format!("route {} timed out after {limit:?}", rule.route)))?,
-        None => sent.await,
-    };
-    let response = result.map_err(|error| upstream_error(&error, endpoint.address))?;
+    let policy = backend.policy.as_deref().or(service.policy.as_deref());
+    if let Some(policy) = policy {
+        admit(policy).await?;
+    }
 
+    let upgrade_protocol =
+        if request.version() == Version::HTTP_11 { upgrade::requested(request.headers()) } else { None };
+    let client_upgrade = upgrade_protocol.is_some().then(|| hyper::upgrade::on(&mut request));
+
+    let (parts, body) = request.into_parts();
+    let mut path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let mut host = authority.clone();
+    for rewrite in [&rule.filters.rewrite, &backend.filters.rewrite].into_iter().flatten() {
+        if let Some(hostname) = &rewrite.hostname {
+            hostname.clone_into(&mut host);
+        }
+        if let Some(change) = &rewrite.path {
+            let path = change.apply(parts.uri.path(), matched_prefix);
+            path_and_query = match parts.uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path,
+            };
+        }
+    }
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    add_forwarded(&mut headers, client, &authority);
+    // The upstream sees the host the client asked for (or the rewrite's), not the endpoint's address.
+    let host = HeaderValue::from_str(&host)
+        .map_err(|_| (StatusCode::BAD_REQUEST, format!("{host:?} is not a valid Host header value")))?;
+    headers.insert(header::HOST, host);
+    rule.filters.request_headers.apply(&mut headers);
+    backend.filters.request_headers.apply(&mut headers);
+    if let Some(protocol) = upgrade_protocol {
+        upgrade::restore(&mut headers, protocol);
+    }
+    let head = RequestHead { method: parts.method, version: parts.version, path_and_query, headers };
+
+    let mut body: Body = body.map_err(Into::into).boxed();
+    let mirrors: Vec<_> =
+        rule.filters.mirrors.iter().chain(&backend.filters.mirrors).filter(|m| roll(m.percent)).collect();
+    if !mirrors.is_empty() && client_upgrade.is_none() {
+        let mut tee = TeeBody::new(body);
+        for mirror in mirrors {
+            mirror_task::spawn(shared.clone(), mirror.backend.clone(), &head, tee.copy(), &exchange.labels);
+        }
+        body = tee.boxed();
+    }
+
+    let deadline = [rule.timeout, policy.and_then(|p| p.timeout)].into_iter().flatten().min();
+    let sending = send(shared, backend, policy, &head, body, exchange, client_upgrade.is_some());
+    let mut response = match deadline {
+        Some(limit) => tokio::time::timeout(limit, sending).await.map_err(|_| {
+            (StatusCode::GATEWAY_TIMEOUT, format!("route {} timed out after {}", rule.route, show(limit)))
+        })??,
+        None => sending.await?,
+    };
+
+    let upstream_upgrade =
+        (response.status() == StatusCode::SWITCHING_PROTOCOLS).then(|| hyper::upgrade::on(&mut response));
     let (mut parts, body) = response.into_parts();
+    let upgraded_to = parts.headers.get(header::UPGRADE).cloned();
     strip_hop_by_hop(&mut parts.headers);
-    rule.response_headers.apply(&mut parts.headers);
-    Ok(Response::from_parts(parts, body.boxed()))
+    if let (Some(client_side), Some(upstream_side), Some(protocol)) = (client_upgrade, upstream_upgrade, upgraded_to) {
+        upgrade::restore(&mut parts.headers, protocol);
+        upgrade::tunnel(client_side, upstream_side);
+    }
+    rule.filters.response_headers.apply(&mut parts.headers);
+    backend.filters.response_headers.apply(&mut parts.headers);
+    Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
+}
+
+/// The policy's gates before anything is sent: rate limit, then injected faults.
+async fn admit(policy: &ServicePolicy) -> Result<(), Failure> {
+    if let Some(limit) = policy.rate_limit
+        && !policy.state.bucket.try_take(limit)
+    {
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("rate limit of {} ({} requests/s) exceeded", policy.object, limit.per_second),
+        ));
+    }
+    if let Some(wait) = policy.fault.delay() {
+        tokio::time::sleep(wait).await;
+    }
+    if let Some(status) = policy.fault.abort() {
+        return Err((status, format!("fault injected by {}", policy.object)));
+    }
+    Ok(())
+}
+
+/// Sends the request to the backend through the breaker, one attempt per endpoint pick, as many
+/// attempts as the retry policy allows and the body can be replayed.
+async fn send(
+    shared: &Shared,
+    backend: &Backend,
+    policy: Option<&ServicePolicy>,
+    head: &RequestHead,
+    body: Body,
+    exchange: &mut Exchange,
+    upgrading: bool,
+) -> Result<Response<Incoming>, Failure> {
+    let _slot = match policy.and_then(|p| p.breaker.as_ref().map(|b| (p, b))) {
+        Some((policy, breaker)) => Some(breaker.enter().await.map_err(|shed| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "circuit breaker of {} is open: {} requests at the endpoints, {} waiting",
+                    policy.object, shed.active, shed.pending
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let algorithm = policy.map(|p| p.balancer).unwrap_or_default();
+    let retry = policy.and_then(|p| p.retry.as_ref()).filter(|_| !upgrading);
+    let attempts = retry.map_or(1, |r| r.attempts);
+    let per_try_timeout = retry.and_then(|r| r.per_try_timeout);
+    let outlier = policy.and_then(|p| p.outlier.as_ref());
+    let (mut single, replay) = if attempts > 1 { (None, Some(ReplayBody::new(body))) } else { (Some(body), None) };
+    let client = if head.version == Version::HTTP_2 { &shared.upstreams.http2 } else { &shared.upstreams.http1 };
+
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let Some(endpoint) = backend.pick_endpoint(algorithm) else {
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("backend {}/{} has no endpoints", backend.namespace, backend.name),
+            ));
+        };
+        exchange.labels.version = endpoint.version.to_string();
+        exchange.endpoint = Some(endpoint.address);
+        exchange.attempts = attempt;
+        let body = match (single.take(), &replay) {
+            (Some(body), _) => body,
+            (None, Some(replay)) => match replay.next_attempt() {
+                Some(body) => body.boxed(),
+                None => {
+                    return Err((
+                        StatusCode::BAD_GATEWAY,
+                        "the request failed and could not be retried: its body outgrew the replay buffer".into(),
+                    ));
+                }
+            },
+            (None, None) => unreachable!("a request without replay is sent once"),
+        };
+        let request = head.to(endpoint.address, body)?;
+
+        let in_flight = endpoint.state.load.start();
+        let started = Instant::now();
+        let result = match per_try_timeout {
+            Some(limit) => tokio::time::timeout(limit, client.request(request)).await.ok(),
+            None => Some(client.request(request).await),
+        };
+        drop(in_flight);
+        let outcome = match &result {
+            Some(Ok(response)) => AttemptOutcome::Status(response.status().as_u16()),
+            Some(Err(error)) if error.is_connect() => AttemptOutcome::ConnectFailure,
+            Some(Err(_)) => AttemptOutcome::Reset,
+            None => AttemptOutcome::PerTryTimeout,
+        };
+        if outcome != AttemptOutcome::ConnectFailure {
+            endpoint.state.load.observe(started.elapsed());
+        }
+        if let Some(rule) = outlier {
+            let budget = rule.max_ejected(backend.endpoints.len());
+            if let Some(time) =
+                endpoint.state.health.record(outcome.is_endpoint_failure(), rule, || backend.ejected() < budget)
+            {
+                tracing::warn!(
+                    endpoint = %endpoint.address,
+                    backend = %format!("{}/{}", backend.namespace, backend.name),
+                    ejected_for = %show(time),
+                    "endpoint ejected after consecutive failures"
+                );
+            }
+        }
+
+        let may_retry = attempt < attempts
+            && retry.is_some_and(|r| r.retries(outcome))
+            && replay.as_ref().is_some_and(ReplayBody::replayable);
+        if may_retry {
+            shared.metrics.retried(&exchange.labels);
+            tokio::time::sleep(RetryRule::backoff(attempt)).await;
+            continue;
+        }
+        return match result {
+            Some(Ok(response)) => Ok(response),
+            Some(Err(error)) => Err(upstream_error(&error, endpoint.address, attempt)),
+            None => Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "endpoint {} did not answer within the per-try timeout of {} (attempt {attempt} of {attempts})",
+                    endpoint.address,
+                    show(per_try_timeout.unwrap_or_default())
+                ),
+            )),
+        };
+    }
+}
+
+fn show(duration: Duration) -> String {
+    serin_crds::duration::format(duration)
 }
 
 /// 502 when the endpoint could not be reached or broke the exchange, saying which.
-fn upstream_error(error: &hyper_util::client::legacy::Error, endpoint: SocketAddr) -> (StatusCode, String) {
+fn upstream_error(error: &hyper_util::client::legacy::Error, endpoint: SocketAddr, attempt: u32) -> Failure {
     let mut cause = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
@@ -154,7 +379,17 @@ fn upstream_error(error: &hyper_util::client::legacy::Error, endpoint: SocketAdd
         source = inner.source();
     }
     let what = if error.is_connect() { "connecting to" } else { "exchanging with" };
-    (StatusCode::BAD_GATEWAY, format!("{what} endpoint {endpoint} failed: {cause}"))
+    let attempts = if attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+    (StatusCode::BAD_GATEWAY, format!("{what} endpoint {endpoint} failed{attempts}: {cause}"))
+}
+
+fn redirect_response(status: StatusCode, location: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
 }
 
 fn proxy_error(code: StatusCode, why: &str) -> Response<Body> {

@@ -1,24 +1,60 @@
-//! The proxy listener: accepts HTTP/1.1 and prior-knowledge HTTP/2 (h2c) on one port and hands
-//! each request to `forward`.
+//! The proxy listener: accepts HTTP/1.1 and HTTP/2 on one port, in clear text (h2c by prior
+//! knowledge) or over TLS (h2 or http/1.1 by ALPN), and hands each request to `forward`.
 
 mod client;
 mod forward;
 mod headers;
+mod mirror;
+mod mirror_task;
+mod replay;
+pub mod tls;
+mod trace;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
-pub use client::Upstreams;
-pub use forward::{Limits, Shared};
+pub use client::{Body, BoxError, Upstreams};
+
+use crate::access_log::AccessLog;
+use crate::metrics::ProxyMetrics;
+use crate::store::ConfigStore;
+
+/// Bounds on what clients may send and hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time allowed to send a request's headers (slowloris protection).
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted.
+    pub max_header_bytes: usize,
+    /// Most client connections open at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { header_read_timeout: Duration::from_secs(10), max_header_bytes: 64 * 1024, max_connections: 10_000 }
+    }
+}
+
+/// What every request shares.
+pub struct Shared {
+    pub store: Arc<ConfigStore>,
+    pub upstreams: Upstreams,
+    pub metrics: Arc<ProxyMetrics>,
+    pub limits: Limits,
+    pub access_log: AccessLog,
+}
 
 /// A running proxy listener.
 pub struct ProxyServer {
@@ -28,11 +64,16 @@ pub struct ProxyServer {
 }
 
 impl ProxyServer {
-    pub async fn start(listen: SocketAddr, shared: Arc<Shared>) -> std::io::Result<ProxyServer> {
+    /// Listens on `listen`; with `tls`, every connection must start with a TLS handshake.
+    pub async fn start(
+        listen: SocketAddr,
+        shared: Arc<Shared>,
+        tls: Option<TlsAcceptor>,
+    ) -> std::io::Result<ProxyServer> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel();
-        let accept_loop = tokio::spawn(accept(listener, shared, stopped));
+        let accept_loop = tokio::spawn(accept(listener, shared, tls, stopped));
         Ok(ProxyServer { addr, stop: Some(stop), accept_loop })
     }
 
@@ -57,13 +98,24 @@ impl Drop for ProxyServer {
     }
 }
 
-async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) -> GracefulShutdown {
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+    mut stopped: oneshot::Receiver<()>,
+) -> GracefulShutdown {
     let connections = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(shared.limits.header_read_timeout);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(shared.limits.header_read_timeout);
     builder.http1().max_buf_size(shared.limits.max_header_bytes.max(8192));
     builder.http2().max_header_list_size(shared.limits.max_header_bytes as u32);
+    let builder = Arc::new(builder);
+    let open = Arc::new(Semaphore::new(shared.limits.max_connections));
     loop {
+        let permit = tokio::select! {
+            _ = &mut stopped => break,
+            permit = open.clone().acquire_owned() => permit.expect("the connection semaphore is never closed"),
+        };
         let (stream, peer) = tokio::select! {
             _ = &mut stopped => break,
             accepted = listener.accept() => match accepted {
@@ -76,15 +128,44 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, mut stopped: oneshot
             },
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        let service = service_fn(move |request| forward::forward(shared.clone(), peer, request));
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let connection = connections.watch(connection);
+        let (shared, builder, watcher, tls) = (shared.clone(), builder.clone(), connections.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %peer, "client connection ended with an error");
-            }
+            serve(stream, peer, shared, &builder, watcher, tls).await;
+            drop(permit);
         });
     }
     connections
+}
+
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    builder: &auto::Builder<TokioExecutor>,
+    watcher: Watcher,
+    tls: Option<TlsAcceptor>,
+) {
+    let header_read_timeout = shared.limits.header_read_timeout;
+    let service = service_fn(move |request| forward::forward(shared.clone(), peer, request));
+    let result = match tls {
+        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await,
+        Some(acceptor) => {
+            // The handshake counts against the header read time: a silent client is dropped.
+            let stream = match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, %peer, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, %peer, "client connection ended with an error");
+    }
 }

@@ -1,15 +1,27 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
-/// One weighted destination of a rule: a service and its endpoints at compile time.
+use serin_crds::traffic_policy::LoadBalancerAlgorithm;
+
+use super::balance;
+use super::filters::RuleFilters;
+use crate::policy::ServicePolicy;
+use crate::state::EndpointState;
+
+/// One weighted destination of a rule: a service, its endpoints and its TrafficPolicy at compile
+/// time, and the filters its `backendRef` adds.
 #[derive(Debug)]
 pub struct Backend {
     pub namespace: String,
     pub name: String,
     pub weight: u32,
     pub endpoints: Vec<BackendEndpoint>,
-    next: AtomicUsize,
+    /// The TrafficPolicy attached to this backend's Service, if any.
+    pub policy: Option<Arc<ServicePolicy>>,
+    /// Filters of the `backendRef` itself, applied after the rule's.
+    pub filters: RuleFilters,
+    round_robin: AtomicUsize,
 }
 
 #[derive(Debug, Clone)]
@@ -17,20 +29,30 @@ pub struct BackendEndpoint {
     pub address: SocketAddr,
     /// The endpoint's `version` label, reported in metrics.
     pub version: Arc<str>,
+    pub state: Arc<EndpointState>,
 }
 
 impl Backend {
-    pub fn new(namespace: String, name: String, weight: u32, endpoints: Vec<BackendEndpoint>) -> Self {
-        Backend { namespace, name, weight, endpoints, next: AtomicUsize::new(0) }
+    pub fn new(
+        namespace: String,
+        name: String,
+        weight: u32,
+        endpoints: Vec<BackendEndpoint>,
+        policy: Option<Arc<ServicePolicy>>,
+        filters: RuleFilters,
+    ) -> Self {
+        Backend { namespace, name, weight, endpoints, policy, filters, round_robin: AtomicUsize::new(0) }
     }
 
-    /// Round robin over the endpoints; None when the backend has none.
-    pub fn pick_endpoint(&self) -> Option<&BackendEndpoint> {
-        if self.endpoints.is_empty() {
-            return None;
-        }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        self.endpoints.get(index)
+    /// An endpoint by the load balancer of `algorithm`; None when the backend has none.
+    pub fn pick_endpoint(&self, algorithm: LoadBalancerAlgorithm) -> Option<&BackendEndpoint> {
+        balance::pick(&self.endpoints, algorithm, &self.round_robin)
+    }
+
+    /// Endpoints of this backend ejected right now.
+    pub fn ejected(&self) -> usize {
+        let now = std::time::Instant::now();
+        self.endpoints.iter().filter(|e| e.state.health.is_ejected(now)).count()
     }
 }
 

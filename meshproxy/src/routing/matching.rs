@@ -114,6 +114,15 @@ impl RequestMatch {
         Ok(RequestMatch { path, method, headers, query })
     }
 
+    /// The prefix a PathPrefix match matched (without a trailing slash; empty for `/`), which
+    /// ReplacePrefixMatch replaces. None for exact and regular-expression matches.
+    pub fn matched_prefix(&self) -> Option<&str> {
+        match &self.path {
+            PathMatch::Prefix(prefix) => Some(prefix),
+            _ => None,
+        }
+    }
+
     pub fn precedence(&self) -> Precedence {
         let (kind, length) = match &self.path {
             PathMatch::Exact(p) => (0, p.len()),

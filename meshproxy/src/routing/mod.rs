@@ -3,13 +3,20 @@
 //! change and shared by every request started under it.
 
 mod backend;
+mod balance;
 mod filters;
+mod header_modifier;
 mod host;
 mod matching;
+mod rewrite;
 mod table;
 
 pub use backend::{Backend, BackendEndpoint};
-pub use filters::HeaderModifier;
+pub use balance::EndpointLoad;
+pub use filters::{Mirror, RuleFilters};
+pub use header_modifier::HeaderModifier;
 pub use host::host_forms;
 pub use matching::RequestFacts;
+pub use matching::RequestMatch;
+pub use rewrite::{PathChange, Redirect, UrlRewrite};
 pub use table::{RouteTable, Rule, ServiceEntry};

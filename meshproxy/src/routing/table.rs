@@ -2,13 +2,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway_api::apis::standard::httproutes::{HttpRoute, HttpRouteRules, HttpRouteRulesFiltersType};
+use gateway_api::apis::standard::httproutes::{HttpRoute, HttpRouteRules, HttpRouteRulesFilters};
 
 use super::backend::{Backend, BackendEndpoint, pick_weighted};
-use super::filters::HeaderModifier;
+use super::filters::{ResolveBackend, RuleFilters};
 use super::host::{host_forms, normalize_host};
 use super::matching::{Precedence, RequestFacts, RequestMatch};
 use crate::config::{ConfigError, ProxyConfig};
+use crate::policy::ServicePolicy;
+use crate::state::RuntimeState;
 
 type ServiceKey = (String, String);
 
@@ -24,7 +26,10 @@ pub struct ServiceEntry {
     /// Rules of the HTTPRoutes attached to this service. Empty: requests go to the service's own
     /// endpoints, as to a plain Kubernetes Service.
     rules: Vec<(RequestMatch, Arc<Rule>)>,
-    direct: Arc<Rule>,
+    direct: (RequestMatch, Arc<Rule>),
+    /// The TrafficPolicy attached to this service: applies to requests addressed to it whose
+    /// backend has no policy of its own.
+    pub policy: Option<Arc<ServicePolicy>>,
 }
 
 /// One HTTPRoute rule, compiled.
@@ -34,8 +39,7 @@ pub struct Rule {
     pub route: String,
     pub backends: Vec<Arc<Backend>>,
     pub timeout: Option<Duration>,
-    pub request_headers: HeaderModifier,
-    pub response_headers: HeaderModifier,
+    pub filters: RuleFilters,
 }
 
 impl Rule {
@@ -51,12 +55,13 @@ pub struct RouteTable {
 }
 
 impl ServiceEntry {
-    /// The rule for a request, or None when the service has routes and none matches (404).
-    pub fn rule_for(&self, request: &RequestFacts<'_>) -> Option<&Arc<Rule>> {
+    /// The rule for a request with the match that chose it, or None when the service has routes
+    /// and none matches (404).
+    pub fn rule_for(&self, request: &RequestFacts<'_>) -> Option<(&RequestMatch, &Arc<Rule>)> {
         if self.rules.is_empty() {
-            return Some(&self.direct);
+            return Some((&self.direct.0, &self.direct.1));
         }
-        self.rules.iter().find(|(m, _)| m.matches(request)).map(|(_, rule)| rule)
+        self.rules.iter().find(|(m, _)| m.matches(request)).map(|(m, rule)| (m, rule))
     }
 }
 
@@ -66,7 +71,9 @@ impl RouteTable {
         self.hosts.get(&normalize_host(authority))
     }
 
-    pub fn compile(config: &ProxyConfig) -> Result<RouteTable, ConfigError> {
+    /// Compiles a config. Endpoint and service state comes from `state`, so what the proxy has
+    /// learnt about an endpoint survives the swap.
+    pub fn compile(config: &ProxyConfig, state: &RuntimeState) -> Result<RouteTable, ConfigError> {
         let endpoints: HashMap<ServiceKey, Vec<BackendEndpoint>> = config
             .services
             .iter()
@@ -76,15 +83,25 @@ impl RouteTable {
                     .iter()
                     .filter_map(|e| {
                         let version = e.labels.get("version").or_else(|| service.labels.get("version"));
+                        let address = e.address.parse().ok()?;
                         Some(BackendEndpoint {
-                            address: e.address.parse().ok()?,
+                            address,
                             version: Arc::from(version.map(String::as_str).unwrap_or("")),
+                            state: state.endpoint(address),
                         })
                     })
                     .collect();
                 (service.key(), list)
             })
             .collect();
+
+        let policies = compile_policies(config, &endpoints, state)?;
+        let resolve = |namespace: &str, name: &str| -> Result<Arc<Backend>, String> {
+            let key = (namespace.to_string(), name.to_string());
+            let list = endpoints.get(&key).ok_or_else(|| format!("no Service {namespace}/{name}"))?;
+            let policy = policies.get(&key).cloned();
+            Ok(Arc::new(Backend::new(key.0, key.1, 1, list.clone(), policy, RuleFilters::default())))
+        };
 
         // Rules of every route, grouped by the service they attach to.
         let mut attached: BTreeMap<ServiceKey, Vec<AttachedMatch>> = BTreeMap::new();
@@ -100,7 +117,7 @@ impl RouteTable {
                 parent_services(route, &namespace, &endpoints).map_err(|(f, m)| ConfigError::new(&object, f, m))?;
             for (rule_index, spec) in route.spec.rules.iter().flatten().enumerate() {
                 let at = |field: &str| format!("spec.rules[{rule_index}].{field}");
-                let rule = compile_rule(spec, &namespace, &name, &endpoints)
+                let rule = compile_rule(spec, &namespace, &name, &resolve)
                     .map_err(|(field, message)| ConfigError::new(&object, at(&field), message))?;
                 let rule = Arc::new(rule);
                 let matches: Vec<Option<_>> = match &spec.matches {
@@ -132,18 +149,22 @@ impl RouteTable {
             let key = service.key();
             let mut rules = attached.remove(&key).unwrap_or_default();
             rules.sort_by_key(|(precedence, order, _, _)| (*precedence, *order));
-            let own = endpoints.get(&key).cloned().unwrap_or_default();
+            let own =
+                resolve(&service.namespace, &service.name).map_err(|e| ConfigError::new("config", "services", e))?;
             let entry = Arc::new(ServiceEntry {
                 namespace: service.namespace.clone(),
                 name: service.name.clone(),
                 rules: rules.into_iter().map(|(_, _, m, r)| (m, r)).collect(),
-                direct: Arc::new(Rule {
-                    route: "-".into(),
-                    backends: vec![Arc::new(Backend::new(service.namespace.clone(), service.name.clone(), 1, own))],
-                    timeout: None,
-                    request_headers: HeaderModifier::default(),
-                    response_headers: HeaderModifier::default(),
-                }),
+                direct: (
+                    RequestMatch::compile(None).expect("the empty match compiles"),
+                    Arc::new(Rule {
+                        route: "-".into(),
+                        backends: vec![own],
+                        timeout: None,
+                        filters: RuleFilters::default(),
+                    }),
+                ),
+                policy: policies.get(&key).cloned(),
             });
             for host in host_forms(&service.name, &service.namespace) {
                 table.hosts.insert(host, entry.clone());
@@ -192,73 +213,83 @@ fn parent_services(
         .collect()
 }
 
-/// The request and response header modifiers are distinct generated types with the same fields.
-macro_rules! compile_modifier {
-    ($modifier:expr, $name:literal) => {
-        match $modifier {
-            None => Err(format!("{} is missing", $name)),
-            Some(m) => HeaderModifier::compile(
-                m.set.iter().flatten().map(|h| (h.name.clone(), h.value.clone())),
-                m.add.iter().flatten().map(|h| (h.name.clone(), h.value.clone())),
-                m.remove.iter().flatten().cloned(),
-            ),
-        }
-    };
-}
-
 fn compile_rule(
     spec: &HttpRouteRules,
     namespace: &str,
     route_name: &str,
-    services: &HashMap<ServiceKey, Vec<BackendEndpoint>>,
+    resolve: &ResolveBackend<'_>,
 ) -> Result<Rule, (String, String)> {
+    let prefix_matches_only = spec
+        .matches
+        .iter()
+        .flatten()
+        .all(|m| RequestMatch::compile(Some(m)).is_ok_and(|m| m.matched_prefix().is_some()));
     let mut backends = Vec::new();
     for (i, backend) in spec.backend_refs.iter().flatten().enumerate() {
         let kind = backend.kind.as_deref().unwrap_or("Service");
         if kind != "Service" || !backend.group.as_deref().unwrap_or("").is_empty() {
             return Err((format!("backendRefs[{i}].kind"), format!("only Services can be backends, not {kind}")));
         }
-        if backend.filters.as_ref().is_some_and(|f| !f.is_empty()) {
-            return Err((format!("backendRefs[{i}].filters"), "per-backend filters are not supported yet".into()));
-        }
         let weight = backend.weight.unwrap_or(1);
         if !(0..=1_000_000).contains(&weight) {
             return Err((format!("backendRefs[{i}].weight"), format!("{weight} is outside 0..=1000000")));
         }
-        let key = (backend.namespace.clone().unwrap_or_else(|| namespace.to_string()), backend.name.clone());
-        let Some(endpoints) = services.get(&key) else {
-            return Err((format!("backendRefs[{i}].name"), format!("no Service {}/{}", key.0, key.1)));
-        };
-        backends.push(Arc::new(Backend::new(key.0, key.1, weight as u32, endpoints.clone())));
+        let backend_namespace = backend.namespace.as_deref().unwrap_or(namespace);
+        let resolved = resolve(backend_namespace, &backend.name).map_err(|e| (format!("backendRefs[{i}].name"), e))?;
+        // The backendRef's filters have the rule filters' schema under another generated type.
+        let filters: Vec<HttpRouteRulesFilters> = backend
+            .filters
+            .as_ref()
+            .map(|f| serde_json::to_value(f).and_then(serde_json::from_value))
+            .transpose()
+            .map_err(|e| (format!("backendRefs[{i}].filters"), e.to_string()))?
+            .unwrap_or_default();
+        let filters = RuleFilters::compile(&filters, namespace, resolve, prefix_matches_only)
+            .map_err(|(field, message)| (format!("backendRefs[{i}].{field}"), message))?;
+        backends.push(Arc::new(Backend::new(
+            resolved.namespace.clone(),
+            resolved.name.clone(),
+            weight as u32,
+            resolved.endpoints.clone(),
+            resolved.policy.clone(),
+            filters,
+        )));
     }
+    let filters =
+        RuleFilters::compile(spec.filters.as_deref().unwrap_or_default(), namespace, resolve, prefix_matches_only)?;
+    let timeout = crate::policy::optional_duration(
+        spec.timeouts.as_ref().and_then(|t| t.request.as_deref()),
+        "timeouts.request",
+    )?;
+    Ok(Rule { route: format!("{namespace}/{route_name}"), backends, timeout, filters })
+}
 
-    let mut request_headers = HeaderModifier::default();
-    let mut response_headers = HeaderModifier::default();
-    for (i, filter) in spec.filters.iter().flatten().enumerate() {
-        let field = format!("filters[{i}]");
-        match filter.r#type {
-            HttpRouteRulesFiltersType::RequestHeaderModifier => {
-                let m = filter.request_header_modifier.as_ref();
-                request_headers = compile_modifier!(m, "requestHeaderModifier").map_err(|e| (field.clone(), e))?;
-            }
-            HttpRouteRulesFiltersType::ResponseHeaderModifier => {
-                let m = filter.response_header_modifier.as_ref();
-                response_headers = compile_modifier!(m, "responseHeaderModifier").map_err(|e| (field.clone(), e))?;
-            }
-            ref other => {
-                return Err((format!("{field}.type"), format!("filter {other:?} is not supported by meshproxy yet")));
-            }
+/// Each TrafficPolicy compiled, by the Service it targets; at most one per Service.
+fn compile_policies(
+    config: &ProxyConfig,
+    services: &HashMap<ServiceKey, Vec<BackendEndpoint>>,
+    state: &RuntimeState,
+) -> Result<HashMap<ServiceKey, Arc<ServicePolicy>>, ConfigError> {
+    let mut policies: HashMap<ServiceKey, Arc<ServicePolicy>> = HashMap::new();
+    for policy in &config.traffic_policies {
+        let namespace = policy.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = policy.metadata.name.clone().unwrap_or_default();
+        let object = format!("TrafficPolicy {namespace}/{name}");
+        let key = (namespace.clone(), policy.spec.target_ref.name.clone());
+        if !services.contains_key(&key) {
+            return Err(ConfigError::new(object, "spec.targetRef.name", format!("no Service {}/{}", key.0, key.1)));
         }
+        if let Some(earlier) = policies.get(&key) {
+            return Err(ConfigError::new(
+                object,
+                "spec.targetRef.name",
+                format!("Service {}/{} already has {}; merge the two", key.0, key.1, earlier.object),
+            ));
+        }
+        let service_state = state.service(&key.0, &key.1);
+        let compiled = ServicePolicy::compile(object.clone(), &policy.spec, service_state)
+            .map_err(|(field, message)| ConfigError::new(&object, field, message))?;
+        policies.insert(key, Arc::new(compiled));
     }
-
-    let timeout = match spec.timeouts.as_ref().and_then(|t| t.request.as_deref()) {
-        None => None,
-        Some(text) => {
-            let duration =
-                serin_crds::duration::parse(text).map_err(|e| ("timeouts.request".to_string(), e.to_string()))?;
-            (!duration.is_zero()).then_some(duration)
-        }
-    };
-
-    Ok(Rule { route: format!("{namespace}/{route_name}"), backends, timeout, request_headers, response_headers })
+    Ok(policies)
 }

@@ -13,6 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serin_e2e::testapp;
+use serin_meshproxy::access_log::AccessLog;
 use serin_meshproxy::admin::{self, Admin};
 use serin_meshproxy::config::parse_config;
 use serin_meshproxy::metrics::ProxyMetrics;
@@ -42,7 +43,7 @@ pub struct Proxy {
 pub async fn proxy(config_yaml: &str) -> Proxy {
     let config = parse_config("test config", config_yaml).unwrap_or_else(|e| panic!("{e}"));
     let store = Arc::new(ConfigStore::new(config).unwrap());
-    let metrics = Arc::new(ProxyMetrics::default());
+    let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
     let admin = admin::start(
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(Admin { store: store.clone(), metrics: metrics.clone() }),
@@ -51,11 +52,12 @@ pub async fn proxy(config_yaml: &str) -> Proxy {
     .unwrap();
     let shared = Arc::new(Shared {
         store: store.clone(),
-        upstreams: Upstreams::new(Duration::from_secs(2)),
+        upstreams: Upstreams::new(Duration::from_secs(2), store.state.clone()),
         metrics,
         limits: Limits::default(),
+        access_log: AccessLog::Off,
     });
-    let server = ProxyServer::start("127.0.0.1:0".parse().unwrap(), shared).await.unwrap();
+    let server = ProxyServer::start("127.0.0.1:0".parse().unwrap(), shared, None).await.unwrap();
     Proxy { addr: server.local_addr(), admin, store, server }
 }
 
@@ -127,4 +129,136 @@ pub fn version_of(body: &str) -> String {
         .ok()
         .and_then(|v| v["version"].as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// What a scripted backend saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: http::Method,
+    pub path_and_query: String,
+    pub version: http::Version,
+    pub headers: http::HeaderMap,
+    pub body_len: usize,
+}
+
+/// How a scripted backend answers request number `n` (from 0): a status and a delay.
+pub type Script = Arc<dyn Fn(u64, &Seen) -> (StatusCode, Duration) + Send + Sync>;
+
+/// A backend on loopback that answers by a script and records every request it got. Its answer
+/// body is `{"version": "<name>", "n": <request number>}`.
+pub struct ScriptedBackend {
+    pub addr: SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl ScriptedBackend {
+    pub async fn start(name: &str, script: Script) -> ScriptedBackend {
+        use hyper_util::rt::TokioIo;
+        use hyper_util::server::conn::auto;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<std::sync::Mutex<Vec<Seen>>> = Arc::default();
+        let (name, log) = (name.to_string(), seen.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (name, log, script) = (name.clone(), log.clone(), script.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let (name, log, script) = (name.clone(), log.clone(), script.clone());
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            // Read the whole body before answering, as most apps do.
+                            let body_len = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+                            let request_seen = Seen {
+                                method: parts.method,
+                                path_and_query: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+                                version: parts.version,
+                                headers: parts.headers,
+                                body_len,
+                            };
+                            let n = {
+                                let mut log = log.lock().unwrap();
+                                log.push(request_seen.clone());
+                                log.len() as u64 - 1
+                            };
+                            let (status, delay) = script(n, &request_seen);
+                            tokio::time::sleep(delay).await;
+                            let body = serde_json::json!({ "version": name, "n": n }).to_string();
+                            let mut response = http::Response::new(Full::new(Bytes::from(body)));
+                            *response.status_mut() = status;
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        ScriptedBackend { addr, seen }
+    }
+
+    /// Answers 200 at once to everything.
+    pub async fn ok(name: &str) -> ScriptedBackend {
+        Self::start(name, Arc::new(|_, _| (StatusCode::OK, Duration::ZERO))).await
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+/// A config of one service `app` in namespace `test`, routed to backend services `app-a`
+/// (endpoints `a`) and `app-b` (endpoints `b`) by the given weights, with extra YAML for the
+/// rule (filters, timeouts: indented 10 spaces) and top-level `trafficPolicies`.
+pub fn app_config(a: &[SocketAddr], b: &[SocketAddr], weights: (u32, u32), rule_extra: &str, policies: &str) -> String {
+    let endpoints = |list: &[SocketAddr], version: &str| {
+        list.iter()
+            .enumerate()
+            .map(|(i, addr)| format!("{{address: \"{addr}\", labels: {{version: {version}-{i}}}}}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        r#"
+services:
+  - {{name: app, namespace: test}}
+  - {{name: app-a, namespace: test, endpoints: [{a}]}}
+  - {{name: app-b, namespace: test, endpoints: [{b}]}}
+routes:
+  - apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {{name: app, namespace: test}}
+    spec:
+      parentRefs: [{{group: "", kind: Service, name: app}}]
+      rules:
+        - backendRefs:
+            - {{name: app-a, port: 80, weight: {wa}}}
+            - {{name: app-b, port: 80, weight: {wb}}}
+{rule_extra}
+trafficPolicies:
+{policies}
+"#,
+        a = endpoints(a, "a"),
+        b = endpoints(b, "b"),
+        wa = weights.0,
+        wb = weights.1,
+    )
+}
+
+/// Reads one counter or histogram sample from `/metrics` on the admin port.
+pub async fn scrape(admin: SocketAddr) -> prometheus_parse::Scrape {
+    let client = client();
+    let response = client
+        .request(Request::get(format!("http://{admin}/metrics")).body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
 }
