@@ -33,6 +33,9 @@ fn refuses_bad_configs_naming_object_and_field() {
             "{services}routes: [{{metadata: {{name: r, namespace: default}}, spec: {{parentRefs: [{{group: \"\", kind: Service, name: app}}], rules: [{rule}]}}}}]"
         )
     };
+    let policy = |spec: &str| {
+        format!("{services}trafficPolicies: [{{metadata: {{name: p}}, spec: {{targetRef: {{name: app-v1}}, {spec}}}}}]")
+    };
     let cases = [
         ("services: [{name: app, endpoint: []}]", "Service default/app: endpoint: unknown field `endpoint`"),
         (
@@ -56,6 +59,11 @@ fn refuses_bad_configs_naming_object_and_field() {
         ),
         (&route("{timeouts: {request: soon}, backendRefs: [{name: app-v1}]}"), "spec.rules[0].timeouts.request"),
         ("services: [{name: app}, {name: app}]", "Service default/app: name: defined more than once"),
+        (&policy("retries: {attempts: 0}"), "TrafficPolicy default/p: spec.retries.attempts: 0 is outside 1..=10"),
+        (&policy("retries: {attempts: 2, perTryTimeout: 1x}"), "TrafficPolicy default/p: spec.retries.perTryTimeout"),
+        (&policy("fault: {abort: {percent: 150, httpStatus: 500}}"), "spec.fault.abort.percent: 150 is outside"),
+        (&policy("connectionPool: {maxConnections: 0}"), "spec.connectionPool.maxConnections: 0 is less than 1"),
+        (&policy("retry: {attempts: 2}"), "unknown field `retry`"),
         ("services: [{name: app]", "not valid YAML"),
     ];
     for (config, expected) in cases {

@@ -72,3 +72,59 @@ async fn serves_a_file_and_reloads_it() {
     assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_logs_are_json_lines_on_stdout() {
+    let (v1, v2) = (backend("v1").await, backend("v2").await);
+    let dir = std::env::temp_dir().join(format!("meshproxy-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("proxy.yaml");
+    std::fs::write(&file, canary_config(v1, v2, 100, 0, "")).unwrap();
+    let (listen, admin) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let child = Command::new(env!("CARGO_BIN_EXE_meshproxy"))
+        .args(["run", "--config", file.to_str().unwrap(), "--listen", &listen, "--admin", &admin])
+        .args(["--access-log", "on"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proxy = listen.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(proxy).await.is_err() {
+        assert!(Instant::now() < deadline, "meshproxy did not start listening");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = client();
+    get(
+        &client,
+        proxy,
+        "podinfo.test",
+        "/version?x=1",
+        &[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")],
+    )
+    .await;
+    get(&client, proxy, "nowhere.test", "/", &[]).await;
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let served = &lines[0];
+    assert_eq!(served["status"], 200);
+    assert_eq!(served["method"], "GET");
+    assert_eq!(served["path"], "/version");
+    assert_eq!(served["authority"], "podinfo.test");
+    assert_eq!(served["route"], "test/podinfo");
+    assert_eq!(served["backend"], "podinfo-primary");
+    assert_eq!(served["version"], "v1");
+    assert_eq!(served["endpoint"], v1.to_string());
+    assert_eq!(served["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(served["time"].as_str().unwrap().ends_with('Z'));
+    let refused = &lines[1];
+    assert_eq!(refused["status"], 404);
+    assert_eq!(refused["error"], "no service for host \"nowhere.test\"");
+    let _ = std::fs::remove_dir_all(&dir);
+}

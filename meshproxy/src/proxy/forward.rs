@@ -64,9 +64,22 @@ impl RequestHead {
     }
 }
 
+/// How a client reached the proxy: its address, and whether over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub address: SocketAddr,
+    pub tls: bool,
+}
+
+impl Peer {
+    fn scheme(self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+}
+
 pub async fn forward(
     shared: Arc<Shared>,
-    client: SocketAddr,
+    client: Peer,
     mut request: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
@@ -90,7 +103,7 @@ pub async fn forward(
         let labels = &exchange.labels;
         AccessLog::write(&AccessEntry {
             time: jiff::Timestamp::now().to_string(),
-            client: client.to_string(),
+            client: client.address.to_string(),
             method,
             authority,
             path,
@@ -126,7 +139,7 @@ fn authority_of<B>(request: &Request<B>) -> Result<String, Failure> {
 async fn route_and_send(
     shared: &Arc<Shared>,
     loaded: &Loaded,
-    client: SocketAddr,
+    client: Peer,
     mut request: Request<Incoming>,
     exchange: &mut Exchange,
 ) -> Result<Response<Body>, Failure> {
@@ -151,7 +164,7 @@ async fn route_and_send(
     // A redirecting rule needs no backend.
     if let Some(redirect) = &rule.filters.redirect {
         let uri = request.uri();
-        let location = redirect.location("http", &authority, uri.path(), uri.query(), matched_prefix);
+        let location = redirect.location(client.scheme(), &authority, uri.path(), uri.query(), matched_prefix);
         return Ok(redirect_response(redirect.status, &location));
     }
     let Some(backend) = rule.pick_backend() else {
@@ -160,7 +173,7 @@ async fn route_and_send(
     exchange.labels.backend = backend.name.clone();
     if let Some(redirect) = &backend.filters.redirect {
         let uri = request.uri();
-        let location = redirect.location("http", &authority, uri.path(), uri.query(), matched_prefix);
+        let location = redirect.location(client.scheme(), &authority, uri.path(), uri.query(), matched_prefix);
         return Ok(redirect_response(redirect.status, &location));
     }
 
@@ -190,7 +203,7 @@ async fn route_and_send(
     }
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    add_forwarded(&mut headers, client, &authority);
+    add_forwarded(&mut headers, client.address, &authority, client.scheme());
     // The upstream sees the host the client asked for (or the rewrite's), not the endpoint's address.
     let host = HeaderValue::from_str(&host)
         .map_err(|_| (StatusCode::BAD_REQUEST, format!("{host:?} is not a valid Host header value")))?;

@@ -37,8 +37,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Appends the client to `x-forwarded-for` and `forwarded`, and sets `x-forwarded-proto` and
-/// `x-forwarded-host` unless an earlier proxy already did.
-pub fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, host: &str) {
+/// `x-forwarded-host` unless an earlier proxy already did. `proto` is `http` or `https`: how the
+/// client reached this proxy.
+pub fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, host: &str, proto: &'static str) {
     let ip = client.ip().to_string();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(earlier) => format!("{earlier}, {ip}"),
@@ -48,7 +49,7 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, host: &str) {
         headers.insert("x-forwarded-for", value);
     }
     if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
     }
     if !headers.contains_key("x-forwarded-host")
         && let Ok(value) = HeaderValue::from_str(host)
@@ -56,7 +57,7 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr, host: &str) {
         headers.insert("x-forwarded-host", value);
     }
     let node = if client.is_ipv6() { format!("\"[{ip}]\"") } else { ip };
-    let element = format!("for={node};host=\"{host}\";proto=http");
+    let element = format!("for={node};host=\"{host}\";proto={proto}");
     if let Ok(value) = HeaderValue::from_str(&element) {
         headers.append(header::FORWARDED, value);
     }
@@ -84,7 +85,7 @@ mod tests {
     fn appends_to_forwarding_headers() {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        add_forwarded(&mut headers, "127.0.0.1:5000".parse().unwrap(), "podinfo.test");
+        add_forwarded(&mut headers, "127.0.0.1:5000".parse().unwrap(), "podinfo.test", "http");
         assert_eq!(headers.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(headers.get("x-forwarded-host").unwrap(), "podinfo.test");
         assert_eq!(headers.get(header::FORWARDED).unwrap(), "for=127.0.0.1;host=\"podinfo.test\";proto=http");

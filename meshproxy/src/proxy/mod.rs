@@ -146,7 +146,8 @@ async fn serve(
     tls: Option<TlsAcceptor>,
 ) {
     let header_read_timeout = shared.limits.header_read_timeout;
-    let service = service_fn(move |request| forward::forward(shared.clone(), peer, request));
+    let client = forward::Peer { address: peer, tls: tls.is_some() };
+    let service = service_fn(move |request| forward::forward(shared.clone(), client, request));
     let result = match tls {
         None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await,
         Some(acceptor) => {

@@ -41,6 +41,11 @@ pub struct Proxy {
 }
 
 pub async fn proxy(config_yaml: &str) -> Proxy {
+    proxy_with_tls(config_yaml, None).await
+}
+
+/// A proxy whose listener speaks TLS with `tls`.
+pub async fn proxy_with_tls(config_yaml: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Proxy {
     let config = parse_config("test config", config_yaml).unwrap_or_else(|e| panic!("{e}"));
     let store = Arc::new(ConfigStore::new(config).unwrap());
     let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
@@ -57,7 +62,7 @@ pub async fn proxy(config_yaml: &str) -> Proxy {
         limits: Limits::default(),
         access_log: AccessLog::Off,
     });
-    let server = ProxyServer::start("127.0.0.1:0".parse().unwrap(), shared, None).await.unwrap();
+    let server = ProxyServer::start("127.0.0.1:0".parse().unwrap(), shared, tls).await.unwrap();
     Proxy { addr: server.local_addr(), admin, store, server }
 }
 
