@@ -1,6 +1,8 @@
-//! Serin's end-to-end parts: the sample app rollouts are tried on, and the pod runner that lets a
-//! real Kubernetes control plane run pods on this machine (see `e2e/README.md`).
+//! Serin's end-to-end parts: the sample app rollouts are tried on, the load generator that drives
+//! it, and the pod runner that lets a real Kubernetes control plane run pods on this machine (see
+//! `e2e/README.md`).
 
+pub mod loadgen;
 pub mod podrunner;
 pub mod testapp;
 

@@ -53,6 +53,12 @@ async fn answers_every_route() {
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(get(addr, "/delay/-1").await.0, 400);
 
+    let (status, body) = get(addr, "/bytes/1024").await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 1024));
+    assert!(body.bytes().all(|b| b == b'x'));
+    assert_eq!(get(addr, "/bytes/0").await, (StatusCode::OK, String::new()));
+    assert_eq!(get(addr, "/bytes/99999999999").await.0, 400, "bounded");
+
     assert_eq!(get(addr, "/readyz").await.0, 200);
     assert_eq!(send(addr, Method::POST, "/readyz/disable", Bytes::new()).await.0, 503);
     assert_eq!(get(addr, "/readyz").await.0, 503);

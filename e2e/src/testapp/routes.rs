@@ -61,6 +61,7 @@ impl App {
             (&Method::GET, ["headers"]) => ("/headers", headers(&request)),
             (&Method::GET, ["env"]) => ("/env", env()),
             (_, ["echo"]) => ("/echo", echo(request)),
+            (&Method::GET, ["bytes", count]) => ("/bytes/{count}", bytes(count)),
             (&Method::GET, ["metrics"]) => ("/metrics", self.metrics_page()),
             _ => ("other", json_response(StatusCode::NOT_FOUND, &json!({ "error": format!("no route for {path}") }))),
         }
@@ -147,6 +148,24 @@ fn headers(request: &Request<Incoming>) -> Response<Body> {
 fn env() -> Response<Body> {
     let vars: serde_json::Map<String, serde_json::Value> = std::env::vars().map(|(k, v)| (k, json!(v))).collect();
     json_response(StatusCode::OK, &serde_json::Value::Object(vars))
+}
+
+/// The largest `/bytes/{count}` answer.
+const MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// `count` bytes of `x`: a response of a known size, for benchmarks.
+fn bytes(count: &str) -> Response<Body> {
+    match count.parse::<usize>().ok().filter(|n| *n <= MAX_BYTES) {
+        Some(n) => {
+            let mut response = Response::new(Full::new(Bytes::from(vec![b'x'; n])).map_err(|never| match never {}).boxed());
+            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
+            response
+        }
+        None => json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": format!("{count:?} is not a byte count up to {MAX_BYTES}") }),
+        ),
+    }
 }
 
 /// Streams the request body straight back, chunk by chunk, without holding it.
