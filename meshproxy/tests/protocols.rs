@@ -6,7 +6,7 @@ mod support;
 use std::convert::Infallible;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -244,20 +244,7 @@ async fn a_100_mb_upload_streams_through_with_bounded_memory() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("proxy.yaml");
     std::fs::write(&file, app_config(&[app], &[app], (1, 0), "", retries)).unwrap();
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (listen, admin) = (free(), free());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshproxy"))
-        .args(["run", "--config", file.to_str().unwrap()])
-        .args(["--listen", &listen.to_string(), "--admin", &admin.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(listen).await.is_err() {
-        assert!(Instant::now() < deadline, "meshproxy did not start listening");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (mut child, listen, _) = support::spawn_meshproxy(&file, &[], Stdio::null());
     let idle_rss = peak_rss(child.id());
 
     let chunks = futures::stream::iter(

@@ -6,11 +6,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{backend, canary_config, client, get, version_of};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::{backend, canary_config, client, get, spawn_meshproxy, version_of};
 
 async fn generation(admin: std::net::SocketAddr) -> u64 {
     let (_, _, body) = get(&client(), admin, "admin", "/config", &[]).await;
@@ -24,21 +20,8 @@ async fn serves_a_file_and_reloads_it() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("proxy.yaml");
     std::fs::write(&file, canary_config(v1, v2, 100, 0, "")).unwrap();
-    let (listen, admin) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshproxy"))
-        .args(["run", "--config", file.to_str().unwrap(), "--listen", &listen, "--admin", &admin])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (proxy, admin) = (listen.parse().unwrap(), admin.parse().unwrap());
+    let (mut child, proxy, admin) = spawn_meshproxy(&file, &[], Stdio::null());
     let client = client();
-
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(proxy).await.is_err() {
-        assert!(Instant::now() < deadline, "meshproxy did not start listening");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let (_, _, body) = get(&client, proxy, "podinfo.test", "/version", &[]).await;
     assert_eq!(version_of(&body), "v1");
 
@@ -80,20 +63,7 @@ async fn access_logs_are_json_lines_on_stdout() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("proxy.yaml");
     std::fs::write(&file, canary_config(v1, v2, 100, 0, "")).unwrap();
-    let (listen, admin) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
-    let child = Command::new(env!("CARGO_BIN_EXE_meshproxy"))
-        .args(["run", "--config", file.to_str().unwrap(), "--listen", &listen, "--admin", &admin])
-        .args(["--access-log", "on"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proxy = listen.parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(proxy).await.is_err() {
-        assert!(Instant::now() < deadline, "meshproxy did not start listening");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (child, proxy, _) = spawn_meshproxy(&file, &["--access-log", "on"], Stdio::piped());
     let client = client();
     get(
         &client,

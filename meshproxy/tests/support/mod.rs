@@ -267,3 +267,34 @@ pub async fn scrape(admin: SocketAddr) -> prometheus_parse::Scrape {
     let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
 }
+
+/// `meshproxy run` as a process on ephemeral ports: returns it with the proxy and admin addresses
+/// it reports on stderr once it serves (so parallel tests can never pick the same port).
+pub fn spawn_meshproxy(
+    config: &std::path::Path,
+    extra: &[&str],
+    stdout: std::process::Stdio,
+) -> (std::process::Child, SocketAddr, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meshproxy"))
+        .args(["run", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let field = |line: &str, name: &str| -> Option<SocketAddr> {
+        line.split_whitespace().find_map(|word| word.strip_prefix(name)).and_then(|v| v.parse().ok())
+    };
+    let (proxy, admin) = loop {
+        let line = lines.next().expect("meshproxy exited before serving").unwrap();
+        if line.contains("meshproxy serving") {
+            break (field(&line, "proxy=").unwrap(), field(&line, "admin=").unwrap());
+        }
+    };
+    // Keep reading so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, proxy, admin)
+}
