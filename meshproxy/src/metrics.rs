@@ -15,13 +15,17 @@ use prometheus_client::registry::Registry;
 
 use crate::state::RuntimeState;
 
+/// A label value shared by every request that carries it.
+pub type Label = Arc<String>;
+
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub service: String,
-    pub namespace: String,
-    pub route: String,
-    pub backend: String,
-    pub version: String,
+    // Shared strings: a request's labels are refcount bumps, not copies.
+    pub service: Label,
+    pub namespace: Label,
+    pub route: Label,
+    pub backend: Label,
+    pub version: Label,
     pub code: u16,
     /// `2xx`, `3xx`, `4xx` or `5xx`.
     pub class: &'static str,
@@ -37,10 +41,10 @@ pub struct ProxyMetrics {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RetryLabels {
-    service: String,
-    namespace: String,
-    route: String,
-    backend: String,
+    service: Label,
+    namespace: Label,
+    route: Label,
+    backend: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -157,8 +157,11 @@ const MAX_BYTES: usize = 16 * 1024 * 1024;
 fn bytes(count: &str) -> Response<Body> {
     match count.parse::<usize>().ok().filter(|n| *n <= MAX_BYTES) {
         Some(n) => {
-            let mut response = Response::new(Full::new(Bytes::from(vec![b'x'; n])).map_err(|never| match never {}).boxed());
-            response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
+            let mut response =
+                Response::new(Full::new(Bytes::from(vec![b'x'; n])).map_err(|never| match never {}).boxed());
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
             response
         }
         None => json_response(

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -20,12 +21,12 @@ use super::client::Body;
 use super::headers::{add_forwarded, strip_hop_by_hop};
 use super::mirror::TeeBody;
 use super::replay::ReplayBody;
-use super::trace::ensure_traceparent;
+use super::trace::{ensure_traceparent, trace_id};
 use super::{Shared, mirror_task, upgrade};
 use crate::access_log::{AccessEntry, AccessLog};
 use crate::metrics::{RequestLabels, class_of};
 use crate::policy::{AttemptOutcome, RetryRule, ServicePolicy, roll};
-use crate::routing::{Backend, RequestFacts};
+use crate::routing::{Backend, BackendEndpoint, RequestFacts};
 use crate::store::Loaded;
 
 /// A request the proxy answers itself: the status, and why (sent in `x-meshproxy-error`).
@@ -43,23 +44,29 @@ pub(super) struct Exchange {
 pub(super) struct RequestHead {
     pub method: Method,
     pub version: Version,
-    pub path_and_query: String,
+    pub path_and_query: PathAndQuery,
     pub headers: HeaderMap,
 }
 
 impl RequestHead {
-    pub fn to(&self, endpoint: SocketAddr, body: Body) -> Result<Request<Body>, Failure> {
+    /// A request to `endpoint` with a copy of this head.
+    pub fn to(&self, endpoint: &BackendEndpoint, body: Body) -> Result<Request<Body>, Failure> {
+        self.clone().into_request(endpoint, body)
+    }
+
+    /// The request to `endpoint`, using up the head (for the last attempt, saving a copy).
+    pub fn into_request(self, endpoint: &BackendEndpoint, body: Body) -> Result<Request<Body>, Failure> {
         let uri = Uri::builder()
-            .scheme("http")
-            .authority(endpoint.to_string())
-            .path_and_query(self.path_and_query.as_str())
+            .scheme(http::uri::Scheme::HTTP)
+            .authority(endpoint.authority.clone())
+            .path_and_query(self.path_and_query)
             .build()
             .map_err(|e| (StatusCode::BAD_REQUEST, format!("cannot build the upstream URI: {e}")))?;
         let mut request = Request::new(body);
-        *request.method_mut() = self.method.clone();
+        *request.method_mut() = self.method;
         *request.uri_mut() = uri;
         *request.version_mut() = self.version;
-        *request.headers_mut() = self.headers.clone();
+        *request.headers_mut() = self.headers;
         Ok(request)
     }
 }
@@ -84,9 +91,10 @@ pub async fn forward(
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     let loaded = shared.store.load();
-    let trace_id = ensure_traceparent(request.headers_mut());
+    ensure_traceparent(request.headers_mut());
     let logged = shared.access_log.wants().then(|| {
         (
+            trace_id(request.headers()).to_string(),
             request.method().to_string(),
             authority_of(&request).unwrap_or_default(),
             request.uri().path().to_string(),
@@ -99,7 +107,7 @@ pub async fn forward(
     exchange.labels.code = response.status().as_u16();
     exchange.labels.class = class_of(exchange.labels.code);
     let elapsed = started.elapsed();
-    if let Some((method, authority, path, protocol)) = &logged {
+    if let Some((trace_id, method, authority, path, protocol)) = &logged {
         let labels = &exchange.labels;
         AccessLog::write(&AccessEntry {
             time: jiff::Timestamp::now().to_string(),
@@ -117,7 +125,7 @@ pub async fn forward(
             version: &labels.version,
             endpoint: exchange.endpoint.map(|e| e.to_string()),
             attempts: exchange.attempts,
-            trace_id: &trace_id,
+            trace_id,
             error: response.headers().get("x-meshproxy-error").and_then(|v| v.to_str().ok()),
         });
     }
@@ -187,27 +195,38 @@ async fn route_and_send(
     let client_upgrade = upgrade_protocol.is_some().then(|| hyper::upgrade::on(&mut request));
 
     let (parts, body) = request.into_parts();
-    let mut path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
-    let mut host = authority.clone();
+    let mut path_and_query = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut host = None;
     for rewrite in [&rule.filters.rewrite, &backend.filters.rewrite].into_iter().flatten() {
         if let Some(hostname) = &rewrite.hostname {
-            hostname.clone_into(&mut host);
+            host = Some(hostname.clone());
         }
         if let Some(change) = &rewrite.path {
             let path = change.apply(parts.uri.path(), matched_prefix);
-            path_and_query = match parts.uri.query() {
+            let rewritten = match parts.uri.query() {
                 Some(query) => format!("{path}?{query}"),
                 None => path,
             };
+            path_and_query = rewritten
+                .parse()
+                .map_err(|_| (StatusCode::BAD_REQUEST, format!("the rewritten path {rewritten:?} is not valid")))?;
         }
     }
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     add_forwarded(&mut headers, client.address, &authority, client.scheme());
-    // The upstream sees the host the client asked for (or the rewrite's), not the endpoint's address.
-    let host = HeaderValue::from_str(&host)
-        .map_err(|_| (StatusCode::BAD_REQUEST, format!("{host:?} is not a valid Host header value")))?;
-    headers.insert(header::HOST, host);
+    // The upstream sees the host the client asked for (or the rewrite's), not the endpoint's
+    // address. An HTTP/1.1 client's Host header is already there and is kept as it is.
+    let host = match host {
+        Some(host) => Some(host),
+        None if headers.contains_key(header::HOST) => None,
+        None => Some(authority.clone()),
+    };
+    if let Some(host) = host {
+        let value = HeaderValue::from_str(&host)
+            .map_err(|_| (StatusCode::BAD_REQUEST, format!("{host:?} is not a valid Host header value")))?;
+        headers.insert(header::HOST, value);
+    }
     rule.filters.request_headers.apply(&mut headers);
     backend.filters.request_headers.apply(&mut headers);
     if let Some(protocol) = upgrade_protocol {
@@ -227,7 +246,7 @@ async fn route_and_send(
     }
 
     let deadline = [rule.timeout, policy.and_then(|p| p.timeout)].into_iter().flatten().min();
-    let sending = send(shared, backend, policy, &head, body, exchange, client_upgrade.is_some());
+    let sending = send(shared, backend, policy, head, body, exchange, client_upgrade.is_some());
     let mut response = match deadline {
         Some(limit) => tokio::time::timeout(limit, sending).await.map_err(|_| {
             (StatusCode::GATEWAY_TIMEOUT, format!("route {} timed out after {}", rule.route, show(limit)))
@@ -274,7 +293,7 @@ async fn send(
     shared: &Shared,
     backend: &Backend,
     policy: Option<&ServicePolicy>,
-    head: &RequestHead,
+    head: RequestHead,
     body: Body,
     exchange: &mut Exchange,
     upgrading: bool,
@@ -299,6 +318,7 @@ async fn send(
     let (mut single, replay) = if attempts > 1 { (None, Some(ReplayBody::new(body))) } else { (Some(body), None) };
     let client = if head.version == Version::HTTP_2 { &shared.upstreams.http2 } else { &shared.upstreams.http1 };
 
+    let mut head = Some(head);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -308,7 +328,7 @@ async fn send(
                 format!("backend {}/{} has no endpoints", backend.namespace, backend.name),
             ));
         };
-        exchange.labels.version = endpoint.version.to_string();
+        exchange.labels.version = endpoint.version.clone();
         exchange.endpoint = Some(endpoint.address);
         exchange.attempts = attempt;
         let body = match (single.take(), &replay) {
@@ -324,7 +344,11 @@ async fn send(
             },
             (None, None) => unreachable!("a request without replay is sent once"),
         };
-        let request = head.to(endpoint.address, body)?;
+        let request = if attempt == attempts {
+            head.take().expect("the head is kept until the last attempt").into_request(endpoint, body)?
+        } else {
+            head.as_ref().expect("the head is kept until the last attempt").to(endpoint, body)?
+        };
 
         let in_flight = endpoint.state.load.start();
         let started = Instant::now();

@@ -29,8 +29,8 @@ pub(super) fn spawn(
         tracing::debug!(backend = %backend.name, "mirror skipped: the backend has no endpoints");
         return;
     };
-    labels.version = endpoint.version.to_string();
-    let Ok(request) = head.to(endpoint.address, body.boxed()) else { return };
+    labels.version = endpoint.version.clone();
+    let Ok(request) = head.to(&endpoint, body.boxed()) else { return };
     let client =
         if head.version == Version::HTTP_2 { shared.upstreams.http2.clone() } else { shared.upstreams.http1.clone() };
     tokio::spawn(async move {

@@ -6,6 +6,7 @@ use serin_crds::traffic_policy::LoadBalancerAlgorithm;
 
 use super::balance;
 use super::filters::RuleFilters;
+use crate::metrics::Label;
 use crate::policy::ServicePolicy;
 use crate::state::EndpointState;
 
@@ -13,8 +14,8 @@ use crate::state::EndpointState;
 /// time, and the filters its `backendRef` adds.
 #[derive(Debug)]
 pub struct Backend {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Label,
+    pub name: Label,
     pub weight: u32,
     pub endpoints: Vec<BackendEndpoint>,
     /// The TrafficPolicy attached to this backend's Service, if any.
@@ -27,15 +28,17 @@ pub struct Backend {
 #[derive(Debug, Clone)]
 pub struct BackendEndpoint {
     pub address: SocketAddr,
+    /// `address` as a URI authority, made once rather than per request.
+    pub authority: http::uri::Authority,
     /// The endpoint's `version` label, reported in metrics.
-    pub version: Arc<str>,
+    pub version: Label,
     pub state: Arc<EndpointState>,
 }
 
 impl Backend {
     pub fn new(
-        namespace: String,
-        name: String,
+        namespace: Label,
+        name: Label,
         weight: u32,
         endpoints: Vec<BackendEndpoint>,
         policy: Option<Arc<ServicePolicy>>,

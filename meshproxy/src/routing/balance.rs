@@ -113,7 +113,8 @@ mod tests {
     fn endpoint(port: u16) -> BackendEndpoint {
         BackendEndpoint {
             address: ([127, 0, 0, 1], port).into(),
-            version: Arc::from(""),
+            authority: format!("127.0.0.1:{port}").parse().unwrap(),
+            version: Arc::default(),
             state: Arc::new(EndpointState::default()),
         }
     }

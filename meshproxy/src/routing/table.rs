@@ -9,6 +9,7 @@ use super::filters::{ResolveBackend, RuleFilters};
 use super::host::{host_forms, normalize_host};
 use super::matching::{Precedence, RequestFacts, RequestMatch};
 use crate::config::{ConfigError, ProxyConfig};
+use crate::metrics::Label;
 use crate::policy::ServicePolicy;
 use crate::state::RuntimeState;
 
@@ -21,8 +22,8 @@ type AttachedMatch = (Precedence, usize, RequestMatch, Arc<Rule>);
 /// A service as the proxy knows it: its endpoints, and its rules in precedence order.
 #[derive(Debug)]
 pub struct ServiceEntry {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Label,
+    pub name: Label,
     /// Rules of the HTTPRoutes attached to this service. Empty: requests go to the service's own
     /// endpoints, as to a plain Kubernetes Service.
     rules: Vec<(RequestMatch, Arc<Rule>)>,
@@ -36,7 +37,7 @@ pub struct ServiceEntry {
 #[derive(Debug)]
 pub struct Rule {
     /// `namespace/name` of the HTTPRoute, or `-` for direct traffic to a service.
-    pub route: String,
+    pub route: Label,
     pub backends: Vec<Arc<Backend>>,
     pub timeout: Option<Duration>,
     pub filters: RuleFilters,
@@ -83,10 +84,11 @@ impl RouteTable {
                     .iter()
                     .filter_map(|e| {
                         let version = e.labels.get("version").or_else(|| service.labels.get("version"));
-                        let address = e.address.parse().ok()?;
+                        let address: std::net::SocketAddr = e.address.parse().ok()?;
                         Some(BackendEndpoint {
                             address,
-                            version: Arc::from(version.map(String::as_str).unwrap_or("")),
+                            authority: address.to_string().parse().ok()?,
+                            version: Arc::new(version.cloned().unwrap_or_default()),
                             state: state.endpoint(address),
                         })
                     })
@@ -100,7 +102,14 @@ impl RouteTable {
             let key = (namespace.to_string(), name.to_string());
             let list = endpoints.get(&key).ok_or_else(|| format!("no Service {namespace}/{name}"))?;
             let policy = policies.get(&key).cloned();
-            Ok(Arc::new(Backend::new(key.0, key.1, 1, list.clone(), policy, RuleFilters::default())))
+            Ok(Arc::new(Backend::new(
+                Arc::new(key.0),
+                Arc::new(key.1),
+                1,
+                list.clone(),
+                policy,
+                RuleFilters::default(),
+            )))
         };
 
         // Rules of every route, grouped by the service they attach to.
@@ -152,13 +161,13 @@ impl RouteTable {
             let own =
                 resolve(&service.namespace, &service.name).map_err(|e| ConfigError::new("config", "services", e))?;
             let entry = Arc::new(ServiceEntry {
-                namespace: service.namespace.clone(),
-                name: service.name.clone(),
+                namespace: Arc::new(service.namespace.clone()),
+                name: Arc::new(service.name.clone()),
                 rules: rules.into_iter().map(|(_, _, m, r)| (m, r)).collect(),
                 direct: (
                     RequestMatch::compile(None).expect("the empty match compiles"),
                     Arc::new(Rule {
-                        route: "-".into(),
+                        route: Arc::new("-".to_string()),
                         backends: vec![own],
                         timeout: None,
                         filters: RuleFilters::default(),
@@ -261,7 +270,7 @@ fn compile_rule(
         spec.timeouts.as_ref().and_then(|t| t.request.as_deref()),
         "timeouts.request",
     )?;
-    Ok(Rule { route: format!("{namespace}/{route_name}"), backends, timeout, filters })
+    Ok(Rule { route: Arc::new(format!("{namespace}/{route_name}")), backends, timeout, filters })
 }
 
 /// Each TrafficPolicy compiled, by the Service it targets; at most one per Service.
