@@ -131,3 +131,51 @@ async fn metrics_parse_and_count_exactly_the_requests_sent() {
         .sum();
     assert_eq!(histogram_count as u64, 500);
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_to_be_accepted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (v1, v2) = (backend("v1").await, backend("v2").await);
+    let limits = serin_meshproxy::proxy::Limits { max_connections: 2, ..Default::default() };
+    let proxy = support::proxy_with(&canary_config(v1, v2, 100, 0, ""), None, limits).await;
+    let request = b"GET /version HTTP/1.1\r\nHost: podinfo.test\r\n\r\n";
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = [0u8; 12];
+        stream.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        open.push(stream);
+    }
+    // The third connection is left in the kernel's queue: its request is not read.
+    let mut third = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    third.write_all(request).await.unwrap();
+    let mut answer = [0u8; 12];
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), third.read_exact(&mut answer)).await;
+    assert!(early.is_err(), "a third connection was served while two were open");
+    // Closing one lets it in.
+    drop(open.pop());
+    tokio::time::timeout(std::time::Duration::from_secs(10), third.read_exact(&mut answer)).await.unwrap().unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+}
+
+#[tokio::test]
+async fn a_drain_finishes_requests_in_flight_and_stops_accepting() {
+    let slow = support::ScriptedBackend::start(
+        "slow",
+        std::sync::Arc::new(|_, _| (http::StatusCode::OK, std::time::Duration::from_millis(800))),
+    )
+    .await;
+    let proxy = proxy(&support::app_config(&[slow.addr], &[slow.addr], (1, 0), "", "  []")).await;
+    let addr = proxy.addr;
+    let in_flight = tokio::spawn(async move { get(&client(), addr, "app.test", "/", &[]).await.0 });
+    while slow.count() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let drained = tokio::spawn(proxy.server.drain(std::time::Duration::from_secs(10)));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no new connections once draining");
+    assert_eq!(in_flight.await.unwrap(), http::StatusCode::OK, "the request in flight finished");
+    assert!(drained.await.unwrap(), "the drain ended within its grace period");
+}

@@ -41,11 +41,15 @@ pub struct Proxy {
 }
 
 pub async fn proxy(config_yaml: &str) -> Proxy {
-    proxy_with_tls(config_yaml, None).await
+    proxy_with(config_yaml, None, Limits::default()).await
 }
 
-/// A proxy whose listener speaks TLS with `tls`.
 pub async fn proxy_with_tls(config_yaml: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Proxy {
+    proxy_with(config_yaml, tls, Limits::default()).await
+}
+
+/// A proxy whose listener speaks TLS with `tls`, if given, and has `limits`.
+pub async fn proxy_with(config_yaml: &str, tls: Option<tokio_rustls::TlsAcceptor>, limits: Limits) -> Proxy {
     let config = parse_config("test config", config_yaml).unwrap_or_else(|e| panic!("{e}"));
     let store = Arc::new(ConfigStore::new(config).unwrap());
     let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
@@ -59,7 +63,7 @@ pub async fn proxy_with_tls(config_yaml: &str, tls: Option<tokio_rustls::TlsAcce
         store: store.clone(),
         upstreams: Upstreams::new(Duration::from_secs(2), store.state.clone()),
         metrics,
-        limits: Limits::default(),
+        limits,
         access_log: AccessLog::Off,
     });
     let server = ProxyServer::start("127.0.0.1:0".parse().unwrap(), shared, tls).await.unwrap();
