@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use support::{ScriptedBackend, app_config, client, get, proxy, scrape};
+use support::{ScriptedBackend, app_config, client, endpoint_gauge, get, proxy, scrape};
 
 fn policy(spec: &str) -> String {
     format!(
@@ -161,18 +161,7 @@ async fn an_ejected_endpoint_gets_no_traffic_until_its_ejection_ends() {
     }
     assert_eq!(bad.count(), 2);
     let ejected_at = Instant::now();
-    let ejected = |scrape: &prometheus_parse::Scrape| {
-        scrape
-            .samples
-            .iter()
-            .find(|s| {
-                s.metric == "meshproxy_endpoint_ejected" && s.labels.get("endpoint") == Some(&bad.addr.to_string())
-            })
-            .map(|s| match s.value {
-                prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
-                _ => -1.0,
-            })
-    };
+    let ejected = |scrape: &prometheus_parse::Scrape| endpoint_gauge(scrape, "meshproxy_endpoint_ejected", bad.addr);
     assert_eq!(ejected(&scrape(proxy.admin).await), Some(1.0));
 
     let mut sent = 0;

@@ -213,16 +213,7 @@ async fn traceparent_is_kept_or_created_and_connections_are_counted() {
     assert_ne!(seen[1].headers["traceparent"], seen[2].headers["traceparent"]);
 
     let scrape = scrape(proxy.admin).await;
-    let open = scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == "meshproxy_upstream_connections" && s.labels.get("endpoint") == Some(&app.addr.to_string())
-        })
-        .map(|s| match s.value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => -1.0,
-        });
+    let open = support::endpoint_gauge(&scrape, "meshproxy_upstream_connections", app.addr);
     assert_eq!(open, Some(1.0), "three sequential requests share one pooled connection");
 }
 

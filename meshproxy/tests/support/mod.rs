@@ -272,6 +272,17 @@ pub async fn scrape(admin: SocketAddr) -> prometheus_parse::Scrape {
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
 }
 
+/// The value of a per-endpoint gauge in a scrape.
+pub fn endpoint_gauge(scrape: &prometheus_parse::Scrape, metric: &str, endpoint: SocketAddr) -> Option<f64> {
+    let endpoint = endpoint.to_string();
+    scrape.samples.iter().find(|s| s.metric == metric && s.labels.get("endpoint") == Some(endpoint.as_str())).map(|s| {
+        match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        }
+    })
+}
+
 /// `meshproxy run` as a process on ephemeral ports: returns it with the proxy and admin addresses
 /// it reports on stderr once it serves (so parallel tests can never pick the same port).
 pub fn spawn_meshproxy(
