@@ -49,6 +49,22 @@ macro_rules! compile_modifier {
     };
 }
 
+/// The URLRewrite and RequestRedirect paths are distinct generated types with the same fields.
+macro_rules! compile_path {
+    ($path:expr, $prefix_type:path, $prefix_matches_only:expr) => {
+        match $path {
+            None => Ok(None),
+            Some(path) => path_change(
+                path.r#type == $prefix_type,
+                path.replace_full_path.as_deref(),
+                path.replace_prefix_match.as_deref(),
+                $prefix_matches_only,
+            )
+            .map(Some),
+        }
+    };
+}
+
 impl RuleFilters {
     /// `prefix_matches_only` says whether every match of the rule is a PathPrefix match, which
     /// ReplacePrefixMatch needs. Errors name the field from `filters[i]` on.
@@ -77,34 +93,22 @@ impl RuleFilters {
                 }
                 HttpRouteRulesFiltersType::UrlRewrite => {
                     let spec = filter.url_rewrite.as_ref().ok_or_else(|| at(missing("urlRewrite")))?;
-                    let path = match &spec.path {
-                        None => None,
-                        Some(path) => Some(
-                            path_change(
-                                path.r#type == HttpRouteRulesFiltersUrlRewritePathType::ReplacePrefixMatch,
-                                path.replace_full_path.as_deref(),
-                                path.replace_prefix_match.as_deref(),
-                                prefix_matches_only,
-                            )
-                            .map_err(|(f, m)| at((format!("urlRewrite.path.{f}"), m)))?,
-                        ),
-                    };
+                    let path = compile_path!(
+                        &spec.path,
+                        HttpRouteRulesFiltersUrlRewritePathType::ReplacePrefixMatch,
+                        prefix_matches_only
+                    )
+                    .map_err(|(f, m)| at((format!("urlRewrite.path.{f}"), m)))?;
                     compiled.rewrite = Some(UrlRewrite { hostname: spec.hostname.clone(), path });
                 }
                 HttpRouteRulesFiltersType::RequestRedirect => {
                     let spec = filter.request_redirect.as_ref().ok_or_else(|| at(missing("requestRedirect")))?;
-                    let path = match &spec.path {
-                        None => None,
-                        Some(path) => Some(
-                            path_change(
-                                path.r#type == HttpRouteRulesFiltersRequestRedirectPathType::ReplacePrefixMatch,
-                                path.replace_full_path.as_deref(),
-                                path.replace_prefix_match.as_deref(),
-                                prefix_matches_only,
-                            )
-                            .map_err(|(f, m)| at((format!("requestRedirect.path.{f}"), m)))?,
-                        ),
-                    };
+                    let path = compile_path!(
+                        &spec.path,
+                        HttpRouteRulesFiltersRequestRedirectPathType::ReplacePrefixMatch,
+                        prefix_matches_only
+                    )
+                    .map_err(|(f, m)| at((format!("requestRedirect.path.{f}"), m)))?;
                     let status = match spec.status_code.unwrap_or(302) {
                         code @ (301 | 302 | 303 | 307 | 308) => StatusCode::from_u16(code as u16).expect("a redirect"),
                         other => {
