@@ -517,6 +517,26 @@ pub struct CanaryMetric {
     /// failed check; `Hold` keeps the weight and counts nothing, saying so in the status message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_no_data: Option<NoDataPolicy>,
+    /// Judge the canary against the primary over the same window instead of against fixed bounds
+    /// (Serin). While the primary has data this replaces `thresholdRange`, so a bad hour for every
+    /// version does not roll back a good release; when the primary has none, `thresholdRange` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare_to_primary: Option<PrimaryComparison>,
+}
+
+/// How far the canary's value may stray from the primary's, in the metric's unit (percentage points
+/// for `request-success-rate`, milliseconds for `request-duration`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrimaryComparison {
+    /// The canary may be at most this much below the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_decrease: Option<f64>,
+    /// The canary may be at most this much above the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_increase: Option<f64>,
 }
 
 /// What a metric with no data does to the run.

@@ -146,6 +146,9 @@ pub struct MetricResult {
     /// The value measured, absent when there was no data or the query failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// The primary's value over the same window, for metrics with `compareToPrimary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_value: Option<f64>,
     pub outcome: MetricOutcome,
     /// Why the metric failed or had no data.
     #[serde(default, skip_serializing_if = "Option::is_none")]

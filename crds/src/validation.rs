@@ -142,6 +142,21 @@ fn validate_analysis(analysis: &CanaryAnalysis, errors: &mut Vec<FieldError>) {
                 errors.push(err(format!("{mpath}.thresholdRange"), format!("min {min} is above max {max}")));
             }
         }
+        if let Some(compare) = &metric.compare_to_primary {
+            let cpath = format!("{mpath}.compareToPrimary");
+            match (compare.max_decrease, compare.max_increase) {
+                (None, None) => errors.push(err(&cpath, "set maxDecrease, maxIncrease or both")),
+                (decrease, increase) => {
+                    for (field, value) in [("maxDecrease", decrease), ("maxIncrease", increase)] {
+                        if let Some(v) = value
+                            && !(v.is_finite() && v >= 0.0)
+                        {
+                            errors.push(err(format!("{cpath}.{field}"), format!("{v} must be a number >= 0")));
+                        }
+                    }
+                }
+            }
+        }
     }
     for (i, hook) in analysis.webhooks.iter().enumerate() {
         let hpath = format!("{path}.webhooks[{i}]");

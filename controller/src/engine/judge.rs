@@ -1,11 +1,11 @@
-//! Judging metric values against their ranges and no-data policy.
+//! Judging metric values against their ranges, or against the primary, and the no-data policy.
 
 use serin_crds::{
-    canary::{CanaryMetric, NoDataPolicy},
+    canary::{CanaryMetric, NoDataPolicy, PrimaryComparison},
     canary_status::{MetricOutcome, MetricResult},
 };
 
-use super::observations::MetricValue;
+use super::observations::{MetricObservation, MetricValue};
 
 /// What one metric means for the step.
 pub(super) enum Verdict {
@@ -16,12 +16,21 @@ pub(super) enum Verdict {
     Fail(String),
 }
 
-/// One metric against its range and no-data policy.
-pub(super) fn judge(metric: &CanaryMetric, value: Option<&MetricValue>) -> (MetricResult, Verdict) {
+/// One metric against its range (or the primary) and no-data policy.
+pub(super) fn judge(metric: &CanaryMetric, observation: Option<&MetricObservation>) -> (MetricResult, Verdict) {
     let name = metric.name.clone();
+    let primary_value = observation.and_then(|o| match &o.primary {
+        Some(MetricValue::Value(v)) if v.is_finite() => Some(*v),
+        _ => None,
+    });
+    let result = |value: Option<f64>, outcome: MetricOutcome, reason: Option<String>| MetricResult {
+        name: name.clone(),
+        value,
+        primary_value,
+        outcome,
+        reason,
+    };
     let no_data = |why: String| {
-        let result =
-            MetricResult { name: name.clone(), value: None, outcome: MetricOutcome::NoData, reason: Some(why.clone()) };
         let verdict = match metric.on_no_data.unwrap_or_default() {
             NoDataPolicy::Fail => Verdict::Fail(format!(
                 "no values found for metric {name} ({why}); counted as a failed check (onNoData: Fail)"
@@ -30,29 +39,59 @@ pub(super) fn judge(metric: &CanaryMetric, value: Option<&MetricValue>) -> (Metr
                 Verdict::Hold(format!("no values found for metric {name} ({why}); holding (onNoData: Hold)"))
             }
         };
-        (result, verdict)
+        (result(None, MetricOutcome::NoData, Some(why)), verdict)
     };
-    let error = |why: String| {
-        let result =
-            MetricResult { name: name.clone(), value: None, outcome: MetricOutcome::Error, reason: Some(why.clone()) };
-        (result, Verdict::Fail(why))
-    };
-    let value = match value {
+    let error = |why: String| (result(None, MetricOutcome::Error, Some(why.clone())), Verdict::Fail(why));
+    let value = match observation.map(|o| &o.value) {
         None => return error(format!("metric {name} was not measured")),
         Some(MetricValue::NoData(why)) => return no_data(why.clone()),
         Some(MetricValue::Error(why)) => return error(format!("metric {name} query failed: {why}")),
         Some(MetricValue::Value(v)) if v.is_nan() => return no_data("the query returned NaN".to_string()),
+        Some(MetricValue::Value(v)) if v.is_infinite() => {
+            return error(format!("metric {name} is {v} (a division by zero in the query?)"));
+        }
         Some(MetricValue::Value(v)) => *v,
     };
-    let (min, max) = bounds(metric);
-    let problem = match (min, max) {
+    let problem = match (&metric.compare_to_primary, primary_value) {
+        (Some(comparison), Some(primary)) => against_primary(&name, value, primary, comparison),
+        (Some(_), None) if bounds(metric) == (None, None) => {
+            let why = match observation.and_then(|o| o.primary.as_ref()) {
+                Some(MetricValue::NoData(why) | MetricValue::Error(why)) => why.clone(),
+                _ => "no value".to_string(),
+            };
+            return no_data(format!("the primary has nothing to compare with: {why}"));
+        }
+        _ => against_bounds(&name, value, bounds(metric)),
+    };
+    let outcome = if problem.is_some() { MetricOutcome::Failed } else { MetricOutcome::Passed };
+    (result(Some(value), outcome, problem.clone()), problem.map_or(Verdict::Pass, Verdict::Fail))
+}
+
+fn against_bounds(name: &str, value: f64, (min, max): (Option<f64>, Option<f64>)) -> Option<String> {
+    match (min, max) {
         (Some(min), _) if value < min => Some(format!("metric {name} {value} is below the minimum {min}")),
         (_, Some(max)) if value > max => Some(format!("metric {name} {value} is above the maximum {max}")),
         _ => None,
-    };
-    let outcome = if problem.is_some() { MetricOutcome::Failed } else { MetricOutcome::Passed };
-    let result = MetricResult { name, value: Some(value), outcome, reason: problem.clone() };
-    (result, problem.map_or(Verdict::Pass, Verdict::Fail))
+    }
+}
+
+fn against_primary(name: &str, canary: f64, primary: f64, comparison: &PrimaryComparison) -> Option<String> {
+    let round = |v: f64| (v * 1000.0).round() / 1000.0;
+    match (comparison.max_decrease, comparison.max_increase) {
+        (Some(most), _) if primary - canary > most => Some(format!(
+            "metric {name} {} is {} below the primary's {} (at most {most} allowed)",
+            round(canary),
+            round(primary - canary),
+            round(primary)
+        )),
+        (_, Some(most)) if canary - primary > most => Some(format!(
+            "metric {name} {} is {} above the primary's {} (at most {most} allowed)",
+            round(canary),
+            round(canary - primary),
+            round(primary)
+        )),
+        _ => None,
+    }
 }
 
 /// `thresholdRange`, or Flagger's deprecated `threshold` (a minimum for the success rate, a maximum
@@ -65,5 +104,80 @@ fn bounds(metric: &CanaryMetric) -> (Option<f64>, Option<f64>) {
         Some(t) if metric.name == "request-success-rate" => (Some(t), None),
         Some(t) => (None, Some(t)),
         None => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serin_crds::canary::ThresholdRange;
+
+    use super::*;
+
+    fn success_rate(compare: Option<PrimaryComparison>, min: Option<f64>) -> CanaryMetric {
+        CanaryMetric {
+            name: "request-success-rate".into(),
+            threshold_range: min.map(|min| ThresholdRange { min: Some(min), max: None }),
+            compare_to_primary: compare,
+            ..CanaryMetric::default()
+        }
+    }
+
+    fn seen(canary: MetricValue, primary: Option<MetricValue>) -> MetricObservation {
+        MetricObservation { name: "request-success-rate".into(), value: canary, primary }
+    }
+
+    fn within(points: f64) -> Option<PrimaryComparison> {
+        Some(PrimaryComparison { max_decrease: Some(points), max_increase: None })
+    }
+
+    #[test]
+    fn a_bad_hour_for_every_version_passes_when_compared_to_the_primary() {
+        let metric = success_rate(within(1.0), Some(99.0));
+        let (result, verdict) = judge(&metric, Some(&seen(MetricValue::Value(90.5), Some(MetricValue::Value(91.0)))));
+        assert!(matches!(verdict, Verdict::Pass));
+        assert_eq!((result.value, result.primary_value), (Some(90.5), Some(91.0)));
+    }
+
+    #[test]
+    fn a_canary_further_below_the_primary_than_allowed_fails_and_says_by_how_much() {
+        let metric = success_rate(within(1.0), None);
+        let (result, verdict) = judge(&metric, Some(&seen(MetricValue::Value(97.0), Some(MetricValue::Value(99.5)))));
+        let Verdict::Fail(why) = verdict else { panic!("expected a failure") };
+        assert_eq!(why, "metric request-success-rate 97 is 2.5 below the primary's 99.5 (at most 1 allowed)");
+        assert_eq!(result.outcome, MetricOutcome::Failed);
+    }
+
+    #[test]
+    fn latency_may_rise_only_by_the_allowed_amount() {
+        let metric = CanaryMetric {
+            name: "request-duration".into(),
+            compare_to_primary: Some(PrimaryComparison { max_decrease: None, max_increase: Some(50.0) }),
+            ..CanaryMetric::default()
+        };
+        let pass = seen(MetricValue::Value(140.0), Some(MetricValue::Value(100.0)));
+        assert!(matches!(judge(&metric, Some(&pass)).1, Verdict::Pass));
+        let fail = seen(MetricValue::Value(151.0), Some(MetricValue::Value(100.0)));
+        assert!(matches!(judge(&metric, Some(&fail)).1, Verdict::Fail(_)));
+    }
+
+    #[test]
+    fn without_primary_data_the_range_applies_or_else_it_is_no_data() {
+        let primary_empty = Some(MetricValue::NoData("no requests reached the primary".into()));
+        let with_range = success_rate(within(1.0), Some(99.0));
+        let (_, verdict) = judge(&with_range, Some(&seen(MetricValue::Value(98.0), primary_empty.clone())));
+        assert!(matches!(verdict, Verdict::Fail(why) if why.contains("below the minimum 99")));
+
+        let without_range = success_rate(within(1.0), None);
+        let (result, verdict) = judge(&without_range, Some(&seen(MetricValue::Value(98.0), primary_empty)));
+        assert_eq!(result.outcome, MetricOutcome::NoData);
+        assert!(matches!(verdict, Verdict::Fail(why) if why.contains("no requests reached the primary")));
+    }
+
+    #[test]
+    fn an_infinite_value_is_an_error_not_a_pass() {
+        let metric = success_rate(None, Some(99.0));
+        let (result, verdict) = judge(&metric, Some(&seen(MetricValue::Value(f64::INFINITY), None)));
+        assert_eq!(result.outcome, MetricOutcome::Error);
+        assert!(matches!(verdict, Verdict::Fail(why) if why.contains("division by zero")));
     }
 }

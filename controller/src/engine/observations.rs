@@ -102,6 +102,8 @@ pub enum HookOutcome {
 pub struct MetricObservation {
     pub name: String,
     pub value: MetricValue,
+    /// The primary's value over the same window, measured for metrics with `compareToPrimary`.
+    pub primary: Option<MetricValue>,
 }
 
 /// A measured value, no data (empty result or NaN, with why), or an error reaching the provider.

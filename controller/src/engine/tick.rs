@@ -527,8 +527,8 @@ impl<'a> Tick<'a> {
         let mut failure: Option<String> = None;
         let mut holds: Vec<String> = Vec::new();
         for metric in &self.analysis.metrics {
-            let value = observed.iter().find(|m| m.name == metric.name).map(|m| &m.value);
-            let (result, verdict) = judge(metric, value);
+            let observation = observed.iter().find(|m| m.name == metric.name);
+            let (result, verdict) = judge(metric, observation);
             match verdict {
                 Verdict::Pass => {}
                 Verdict::Hold(why) => holds.push(why),

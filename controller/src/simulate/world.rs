@@ -197,7 +197,7 @@ impl World {
                         "request-duration" => MetricValue::Value(self.canary.latency_ms),
                         _ => MetricValue::Value(passing_value(metric)),
                     });
-                MetricObservation { name: metric.name.clone(), value }
+                MetricObservation { name: metric.name.clone(), value, primary: None }
             })
             .collect()
     }
