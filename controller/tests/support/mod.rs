@@ -1,0 +1,132 @@
+//! Real parts for the controller's I/O tests: sample apps and meshproxy in-process on loopback, a
+//! Prometheus server as a child process, and a client that sends traffic through the proxy.
+#![allow(dead_code)]
+
+pub mod prometheus;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serin_e2e::testapp;
+use serin_meshproxy::access_log::AccessLog;
+use serin_meshproxy::admin::{self, Admin};
+use serin_meshproxy::config::parse_config;
+use serin_meshproxy::metrics::ProxyMetrics;
+use serin_meshproxy::proxy::{Limits, ProxyServer, Shared, Upstreams};
+use serin_meshproxy::store::ConfigStore;
+
+/// A sample app on an ephemeral port that fails `error_rate` of its requests and adds `latency_ms`.
+pub async fn app(version: &str, error_rate: f64, latency_ms: u64) -> SocketAddr {
+    let mut config = testapp::Config::for_tests(version);
+    config.error_rate = error_rate;
+    config.latency_ms = latency_ms;
+    let server = testapp::Server::start(&config).await.unwrap();
+    let addr = server.local_addr();
+    // Lives as long as the test process.
+    std::mem::forget(server);
+    addr
+}
+
+pub struct Mesh {
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub server: ProxyServer,
+}
+
+/// meshproxy in-process: `podinfo` in namespace `test` routes to `podinfo-primary` and
+/// `podinfo-canary` by the given weights.
+pub async fn mesh(primary: SocketAddr, canary: SocketAddr, weights: (u32, u32)) -> Mesh {
+    let (primary_weight, canary_weight) = weights;
+    let yaml = format!(
+        r#"
+services:
+  - {{name: podinfo, namespace: test}}
+  - {{name: podinfo-primary, namespace: test, labels: {{version: v1}}, endpoints: [{{address: "{primary}"}}]}}
+  - {{name: podinfo-canary, namespace: test, labels: {{version: v2}}, endpoints: [{{address: "{canary}"}}]}}
+routes:
+  - apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {{name: podinfo, namespace: test}}
+    spec:
+      parentRefs: [{{group: "", kind: Service, name: podinfo}}]
+      rules:
+        - backendRefs:
+            - {{name: podinfo-primary, port: 9898, weight: {primary_weight}}}
+            - {{name: podinfo-canary, port: 9898, weight: {canary_weight}}}
+"#
+    );
+    let config = parse_config("test config", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    let store = Arc::new(ConfigStore::new(config).unwrap());
+    let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
+    let admin = admin::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(Admin { store: store.clone(), metrics: metrics.clone() }),
+    )
+    .await
+    .unwrap();
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        upstreams: Upstreams::new(Duration::from_secs(2), store.state.clone()),
+        metrics,
+        limits: Limits::default(),
+        access_log: AccessLog::Off,
+    });
+    let server = ProxyServer::start("127.0.0.1:0".parse().unwrap(), shared, None).await.unwrap();
+    Mesh { proxy: server.local_addr(), admin, server }
+}
+
+/// Sends `count` GETs of `/` for `podinfo.test` through the proxy; returns how many were 5xx.
+pub async fn traffic(proxy: SocketAddr, count: usize) -> usize {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut failed = 0;
+    for _ in 0..count {
+        let request =
+            Request::get(format!("http://{proxy}/")).header("host", "podinfo.test").body(Full::default()).unwrap();
+        let response = client.request(request).await.unwrap();
+        if response.status().is_server_error() {
+            failed += 1;
+        }
+        response.into_body().collect().await.unwrap();
+    }
+    failed
+}
+
+/// A loopback port free right now (for servers that cannot report an ephemeral one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("serin-{prefix}-{}-{}", std::process::id(), unique_suffix()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    nanos ^ NEXT.fetch_add(1, Ordering::Relaxed) << 32
+}
