@@ -1,6 +1,9 @@
 //! Serin's controller: the rollout engine and the platforms that drive it.
 
 pub mod analysis;
+pub mod api;
 pub mod engine;
+pub mod hooks;
 pub mod outbound;
 pub mod simulate;
+pub mod state_file;
