@@ -6,4 +6,5 @@ pub mod engine;
 pub mod hooks;
 pub mod outbound;
 pub mod simulate;
+pub mod standalone;
 pub mod state_file;

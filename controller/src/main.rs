@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod standalone_cmd;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use serin_controller::engine::MetricValue;
@@ -39,6 +41,11 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         max_ticks: usize,
     },
+    /// Run rollouts on this machine without a cluster: Canaries and friends from a folder of
+    /// manifests, services as endpoint groups, weights set in meshproxy through its admin API.
+    Standalone(standalone_cmd::StandaloneArgs),
+    /// Print the status of the Canaries in a standalone state file.
+    Status(standalone_cmd::StatusArgs),
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -67,6 +74,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Standalone(args) => standalone_cmd::run(args),
+        Command::Status(args) => standalone_cmd::status(args),
         Command::Simulate { canary, error_rate, latency_ms, metrics, max_ticks } => {
             let source = canary.display().to_string();
             let text = std::fs::read_to_string(&canary).with_context(|| format!("cannot read {source}"))?;

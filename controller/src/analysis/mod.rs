@@ -40,6 +40,15 @@ pub struct Catalog {
     pub secrets: BTreeMap<ObjectKey, BTreeMap<String, String>>,
 }
 
+impl Catalog {
+    /// A secret by namespace and name; standalone secrets (namespace `*`) are seen from every namespace.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.secrets
+            .get(&(namespace.to_string(), name.to_string()))
+            .or_else(|| self.secrets.get(&("*".to_string(), name.to_string())))
+    }
+}
+
 /// The Canary being measured.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
