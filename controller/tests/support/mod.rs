@@ -4,6 +4,7 @@
 
 pub mod prometheus;
 pub mod receiver;
+pub mod standalone;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub struct Mesh {
 /// `podinfo-canary` by the given weights.
 pub async fn mesh(primary: SocketAddr, canary: SocketAddr, weights: (u32, u32)) -> Mesh {
     let (primary_weight, canary_weight) = weights;
-    let yaml = format!(
+    mesh_with(&format!(
         r#"
 services:
   - {{name: podinfo, namespace: test}}
@@ -62,8 +63,13 @@ routes:
             - {{name: podinfo-primary, port: 9898, weight: {primary_weight}}}
             - {{name: podinfo-canary, port: 9898, weight: {canary_weight}}}
 "#
-    );
-    let config = parse_config("test config", &yaml).unwrap_or_else(|e| panic!("{e}"));
+    ))
+    .await
+}
+
+/// meshproxy in-process with `yaml` as its config.
+pub async fn mesh_with(yaml: &str) -> Mesh {
+    let config = parse_config("test config", yaml).unwrap_or_else(|e| panic!("{e}"));
     let store = Arc::new(ConfigStore::new(config).unwrap());
     let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
     let admin = admin::start(

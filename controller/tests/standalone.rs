@@ -1,0 +1,154 @@
+//! Standalone mode end to end: `serin-controller standalone` as a real process, meshproxy and
+//! sample apps on loopback, steady traffic, metrics scraped from meshproxy. One test per strategy
+//! and per way a rollout can end.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serin_crds::CanaryPhase;
+use support::standalone::{Rig, canary_yaml};
+
+const METRICS: &str = "    metrics:
+      - {name: request-success-rate, interval: 10s, thresholdRange: {min: 95}}
+      - {name: request-duration, interval: 10s, thresholdRange: {max: 150}}";
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn roll_out(
+    analysis: &str,
+    v2_error_rate: f64,
+    v2_latency_ms: u64,
+    header: Option<(&'static str, &'static str)>,
+) -> Rig {
+    let v1 = support::app("v1", 0.0, 0).await;
+    let v2 = support::app("v2", v2_error_rate, v2_latency_ms).await;
+    let rig = Rig::start(&canary_yaml(&format!("{analysis}\n{METRICS}")), v1).await;
+    assert_eq!(rig.serving_version().await, "v1");
+    rig.start_traffic(60, header);
+    rig.point_canary_at(v2, "v2");
+    rig
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_release_steps_up_and_promotes_without_failing_a_request() {
+    let rig = roll_out("    threshold: 3\n    stepWeight: 25\n    maxWeight: 50", 0.0, 0, None).await;
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    assert_eq!(record.status.as_ref().unwrap().phase, CanaryPhase::Succeeded, "{:#?}", record.events);
+    let weights: Vec<i32> = record.history.iter().map(|p| p.canary_weight).collect();
+    assert!(weights.contains(&25) && weights.contains(&50), "weights went {weights:?}");
+    assert_eq!(rig.serving_version().await, "v2");
+    assert_eq!(
+        rig.traffic.server_errors.load(Ordering::Relaxed) + rig.traffic.transport_errors.load(Ordering::Relaxed),
+        0
+    );
+    assert!(rig.traffic.sent.load(Ordering::Relaxed) > 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_failing_requests_is_rolled_back_and_v1_keeps_serving() {
+    let rig = roll_out("    threshold: 2\n    stepWeight: 20\n    maxWeight: 60", 0.5, 0, None).await;
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    let status = record.status.unwrap();
+    assert_eq!(status.phase, CanaryPhase::Failed);
+    assert_eq!(status.canary_weight, 0);
+    assert!(status.last_failure_reason.as_deref().unwrap_or_default().contains("request-success-rate"), "{status:#?}");
+    assert_eq!(record.routes.map(|r| (r.primary, r.canary)), Some((100, 0)));
+    assert_eq!(rig.serving_version().await, "v1");
+    assert!(record.events.iter().any(|e| e.kind == "Warning"), "{:#?}", record.events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_canary_is_rolled_back_on_latency() {
+    let rig = roll_out("    threshold: 2\n    stepWeight: 20\n    maxWeight: 60", 0.0, 400, None).await;
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    let status = record.status.unwrap();
+    assert_eq!(status.phase, CanaryPhase::Failed);
+    assert!(status.last_failure_reason.as_deref().unwrap_or_default().contains("request-duration"), "{status:#?}");
+    assert_eq!(rig.serving_version().await, "v1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ab_test_routes_matching_requests_and_promotes() {
+    let analysis = "    threshold: 3\n    iterations: 3\n    match:\n      - headers: {x-canary: {exact: insider}}";
+    let rig = roll_out(analysis, 0.0, 0, Some(("x-canary", "insider"))).await;
+    let running = rig.wait_for(&[CanaryPhase::Progressing], LIMIT).await;
+    assert_eq!(running.status.unwrap().phase, CanaryPhase::Progressing);
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    assert_eq!(record.status.as_ref().unwrap().phase, CanaryPhase::Succeeded, "{:#?}", record.events);
+    assert!(record.history.iter().any(|p| p.phase == "Progressing" && p.metrics.contains_key("request-success-rate")));
+    assert_eq!(rig.serving_version().await, "v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blue_green_release_with_mirroring_promotes() {
+    let rig = roll_out("    threshold: 3\n    iterations: 3\n    mirror: true", 0.0, 0, None).await;
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    assert_eq!(record.status.as_ref().unwrap().phase, CanaryPhase::Succeeded, "{:#?}", record.events);
+    // Blue/green keeps the canary at 0 while it is judged (on mirrored copies, here), then
+    // switches everything at once.
+    let progressing: Vec<_> = record.history.iter().filter(|p| p.phase == "Progressing").collect();
+    assert!(progressing.iter().all(|p| p.canary_weight == 0 || p.canary_weight == 100), "{progressing:#?}");
+    assert!(
+        progressing.iter().any(|p| p.canary_weight == 0 && p.metrics.get("request-success-rate").is_some_and(|m| m.0.is_some())),
+        "mirrored requests gave the canary data at weight 0: {progressing:#?}"
+    );
+    assert_eq!(rig.serving_version().await, "v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_promotion_gate_holds_until_opened_through_the_api() {
+    let v1 = support::app("v1", 0.0, 0).await;
+    let v2 = support::app("v2", 0.0, 0).await;
+    let api_port = support::free_port();
+    let analysis = format!(
+        "    threshold: 3\n    stepWeight: 50\n    maxWeight: 50\n    webhooks:\n      - {{type: confirm-promotion, name: approval, url: \"http://127.0.0.1:{api_port}/gates/test/podinfo/promotion\"}}\n{METRICS}"
+    );
+    let mut rig = Rig::start(&canary_yaml(&analysis), v1).await;
+    // The gate URL above names the API port, so the rig must use it: restart on that port.
+    rig.kill_controller();
+    rig.api = format!("127.0.0.1:{api_port}").parse().unwrap();
+    rig.start_controller();
+    rig.start_traffic(60, None);
+    rig.point_canary_at(v2, "v2");
+    let waiting = rig.wait_for(&[CanaryPhase::WaitingPromotion], LIMIT).await;
+    assert_eq!(waiting.status.unwrap().canary_weight, 50);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rig.phase(), Some(CanaryPhase::WaitingPromotion), "a closed gate holds");
+    assert_eq!(rig.post("/gates/test/podinfo/promotion/open").await, 200);
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    assert_eq!(record.status.unwrap().phase, CanaryPhase::Succeeded);
+    assert_eq!(rig.serving_version().await, "v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_mid_analysis_resumes_the_same_rollout() {
+    let mut rig = roll_out("    threshold: 3\n    stepWeight: 10\n    maxWeight: 50", 0.0, 0, None).await;
+    // Kill it once the canary takes traffic, in the middle of the analysis.
+    let deadline = std::time::Instant::now() + LIMIT;
+    while rig
+        .record()
+        .and_then(|r| r.status)
+        .is_none_or(|s| s.phase != CanaryPhase::Progressing || s.canary_weight < 20)
+    {
+        assert!(std::time::Instant::now() < deadline, "the rollout never reached 20%");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rig.kill_controller();
+    let at_kill = rig.record().unwrap();
+    let weight_at_kill = at_kill.status.as_ref().unwrap().canary_weight;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.record().unwrap().status, at_kill.status, "nothing moves while the controller is down");
+
+    rig.start_controller();
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    assert_eq!(record.status.as_ref().unwrap().phase, CanaryPhase::Succeeded, "{:#?}", record.events);
+    // It went on from where it was, not from the start.
+    let after: Vec<i32> = record.history.iter().skip(at_kill.history.len()).map(|p| p.canary_weight).collect();
+    assert!(after.iter().take_while(|w| **w > 0).all(|w| *w >= weight_at_kill), "weights after the restart: {after:?}");
+    let promotions = record.events.iter().filter(|e| e.message.starts_with("Promotion completed")).count();
+    assert!(promotions <= 1, "{:#?}", record.events);
+    assert_eq!(rig.serving_version().await, "v2");
+    assert_eq!(rig.traffic.transport_errors.load(Ordering::Relaxed), 0);
+}
