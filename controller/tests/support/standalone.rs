@@ -133,7 +133,7 @@ impl Rig {
                 n += 1;
                 let mut request = Request::get(format!("http://{proxy}/")).header("host", "podinfo.test");
                 if let Some((name, value)) = header
-                    && n % 2 == 0
+                    && n.is_multiple_of(2)
                 {
                     request = request.header(name, value);
                 }
