@@ -46,6 +46,10 @@ enum Command {
     Standalone(standalone_cmd::StandaloneArgs),
     /// Print the status of the Canaries in a standalone state file.
     Status(standalone_cmd::StatusArgs),
+    /// A real rollout on this machine: meshproxy, two versions of a sample app, traffic and the
+    /// controller, with a live view and an HTML report. Exits 0 when v2 is promoted, 1 when it is
+    /// rolled back.
+    Demo(standalone_cmd::DemoArgs),
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -76,6 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Standalone(args) => standalone_cmd::run(args),
         Command::Status(args) => standalone_cmd::status(args),
+        Command::Demo(args) => standalone_cmd::demo(args),
         Command::Simulate { canary, error_rate, latency_ms, metrics, max_ticks } => {
             let source = canary.display().to_string();
             let text = std::fs::read_to_string(&canary).with_context(|| format!("cannot read {source}"))?;

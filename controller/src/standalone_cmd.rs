@@ -14,6 +14,7 @@ use serin_controller::api::{self, Api};
 use serin_controller::hooks::gates::GateStore;
 use serin_controller::outbound::Outbound;
 use serin_controller::standalone::Standalone;
+use serin_controller::standalone::demo::{self, DemoOptions, DemoStrategy};
 use serin_controller::standalone::manifests::ManifestSource;
 use serin_controller::standalone::router::MeshproxyAdmin;
 use serin_controller::standalone::state::StandaloneState;
@@ -60,6 +61,37 @@ pub struct StatusArgs {
     /// Print the whole record as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Make v2 fail 30% of its requests and answer 150 ms slower: the rollout ends in a rollback.
+    #[arg(long)]
+    pub faulty: bool,
+    #[arg(long, value_enum, default_value = "canary")]
+    pub strategy: DemoStrategy,
+    /// Requests per second sent through meshproxy.
+    #[arg(long, default_value_t = 40)]
+    pub rate: u32,
+    /// Where manifests, logs, state and the report go. Default: `serin-demo` beside this binary.
+    #[arg(long)]
+    pub folder: Option<PathBuf>,
+}
+
+pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let options = DemoOptions {
+        strategy: args.strategy,
+        faulty: args.faulty,
+        rate: args.rate,
+        folder: args.folder.unwrap_or_else(demo::default_folder),
+    };
+    match runtime.block_on(demo::run(options)) {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => Ok(ExitCode::from(1)),
+        Err(problem) => Err(anyhow::anyhow!(problem)),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -91,7 +91,9 @@ async fn a_blue_green_release_with_mirroring_promotes() {
     let progressing: Vec<_> = record.history.iter().filter(|p| p.phase == "Progressing").collect();
     assert!(progressing.iter().all(|p| p.canary_weight == 0 || p.canary_weight == 100), "{progressing:#?}");
     assert!(
-        progressing.iter().any(|p| p.canary_weight == 0 && p.metrics.get("request-success-rate").is_some_and(|m| m.0.is_some())),
+        progressing
+            .iter()
+            .any(|p| p.canary_weight == 0 && p.metrics.get("request-success-rate").is_some_and(|m| m.0.is_some())),
         "mirrored requests gave the canary data at weight 0: {progressing:#?}"
     );
     assert_eq!(rig.serving_version().await, "v2");

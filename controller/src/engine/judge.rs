@@ -67,16 +67,20 @@ pub(super) fn judge(metric: &CanaryMetric, observation: Option<&MetricObservatio
     (result(Some(value), outcome, problem.clone()), problem.map_or(Verdict::Pass, Verdict::Fail))
 }
 
+/// Three decimals are plenty for a message, and spare readers `71.42857142857143`.
+fn round(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
 fn against_bounds(name: &str, value: f64, (min, max): (Option<f64>, Option<f64>)) -> Option<String> {
     match (min, max) {
-        (Some(min), _) if value < min => Some(format!("metric {name} {value} is below the minimum {min}")),
-        (_, Some(max)) if value > max => Some(format!("metric {name} {value} is above the maximum {max}")),
+        (Some(min), _) if value < min => Some(format!("metric {name} {} is below the minimum {min}", round(value))),
+        (_, Some(max)) if value > max => Some(format!("metric {name} {} is above the maximum {max}", round(value))),
         _ => None,
     }
 }
 
 fn against_primary(name: &str, canary: f64, primary: f64, comparison: &PrimaryComparison) -> Option<String> {
-    let round = |v: f64| (v * 1000.0).round() / 1000.0;
     match (comparison.max_decrease, comparison.max_increase) {
         (Some(most), _) if primary - canary > most => Some(format!(
             "metric {name} {} is {} below the primary's {} (at most {most} allowed)",

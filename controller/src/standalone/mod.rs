@@ -6,6 +6,7 @@
 //! set keeps running), tick every Canary that is due, and make meshproxy run the config the state
 //! implies. A tick writes the decided status before carrying out its actions, as the engine asks.
 
+pub mod demo;
 pub mod groups;
 pub mod manifests;
 pub mod router;
