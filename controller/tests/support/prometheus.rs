@@ -32,8 +32,14 @@ pub struct Options {
     pub tls_and_auth: Option<(String, String)>,
 }
 
-/// Installs Prometheus from Debian's packages when it is missing (tests run as root in CI).
+/// Installs Prometheus from Debian's packages when it is missing (tests run as root in CI); once
+/// per test process, as two apt-get runs at a time would fight over dpkg's lock.
 fn binary() -> PathBuf {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(find_or_install).clone()
+}
+
+fn find_or_install() -> PathBuf {
     let found = |name: &str| {
         std::env::var_os("PATH")
             .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()))
