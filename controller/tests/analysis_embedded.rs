@@ -12,31 +12,10 @@ use serin_controller::engine::MetricValue;
 use serin_controller::outbound::Outbound;
 use serin_crds::CanarySpec;
 use serin_crds::metric_template::MetricTemplateSpec;
+use support::value;
 
 fn canary(metrics: &str) -> CanarySpec {
-    let yaml = format!(
-        r#"
-apiVersion: serin.dev/v1alpha1
-kind: Canary
-metadata: {{name: podinfo, namespace: test}}
-spec:
-  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}
-  service: {{port: 9898}}
-  analysis:
-    interval: 10s
-    stepWeight: 10
-    metrics:
-{metrics}
-"#
-    );
-    serin_crds::manifest::parse_canary("test", &yaml).unwrap_or_else(|e| panic!("{e}")).spec
-}
-
-fn value(v: &MetricValue) -> f64 {
-    match v {
-        MetricValue::Value(v) => *v,
-        other => panic!("expected a value, got {other:?}"),
-    }
+    support::canary_spec("podinfo", metrics)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,24 +13,10 @@ use serin_controller::outbound::Outbound;
 use serin_crds::CanarySpec;
 use serin_crds::metric_template::MetricTemplateSpec;
 use support::prometheus::{self, BASIC_AUTH_PASSWORD, Options};
+use support::value;
 
 fn canary(target: &str, metrics: &str) -> CanarySpec {
-    let yaml = format!(
-        r#"
-apiVersion: serin.dev/v1alpha1
-kind: Canary
-metadata: {{name: podinfo, namespace: test}}
-spec:
-  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {target}}}
-  service: {{port: 9898}}
-  analysis:
-    interval: 10s
-    stepWeight: 10
-    metrics:
-{metrics}
-"#
-    );
-    serin_crds::manifest::parse_canary("test", &yaml).unwrap_or_else(|e| panic!("{e}")).spec
+    support::canary_spec(target, metrics)
 }
 
 fn sources(prometheus: Option<&str>) -> MetricSources {
@@ -50,13 +36,6 @@ async fn measure(
 ) -> BTreeMap<String, (MetricValue, Option<MetricValue>)> {
     let subject = Subject { name: "podinfo", namespace: "test", spec };
     sources.measure(subject, catalog).await.into_iter().map(|m| (m.name, (m.value, m.primary))).collect()
-}
-
-fn value(v: &MetricValue) -> f64 {
-    match v {
-        MetricValue::Value(v) => *v,
-        other => panic!("expected a value, got {other:?}"),
-    }
 }
 
 /// Sends traffic spread over a few scrapes, then waits until Prometheus has seen all of it.

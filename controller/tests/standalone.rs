@@ -154,3 +154,70 @@ async fn a_controller_killed_mid_analysis_resumes_the_same_rollout() {
     assert_eq!(rig.serving_version().await, "v2");
     assert_eq!(rig.traffic.transport_errors.load(Ordering::Relaxed), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_manifest_is_reported_by_file_and_field_and_the_last_good_set_keeps_running() {
+    let v1 = support::app("v1", 0.0, 0).await;
+    let v2 = support::app("v2", 0.0, 0).await;
+    let good = canary_yaml(&format!("    threshold: 3\n    stepWeight: 50\n{METRICS}"));
+    let rig = Rig::start(&good, v1).await;
+    rig.start_traffic(60, None);
+
+    // An unknown field: the whole set is refused, so the repointed group is not seen either.
+    let broken = good.replace("stepWeight: 50", "stepWieght: 50");
+    std::fs::write(rig.manifests().join("canary.yaml"), &broken).unwrap();
+    rig.point_canary_at(v2, "v2");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rig.phase(), Some(CanaryPhase::Initialized), "nothing moves on a refused change");
+    let logs = rig.logs();
+    let refusal = logs.lines().find(|l| l.contains("manifest refused")).expect("the refusal is logged");
+    assert!(
+        refusal.contains("canary.yaml") && refusal.contains("Canary") && refusal.contains("stepWieght"),
+        "{refusal}"
+    );
+    assert!(serde_json::from_str::<serde_json::Value>(refusal).is_ok(), "logs are JSON lines: {refusal}");
+    assert_eq!(rig.serving_version().await, "v1");
+
+    // Fixed: the rollout of v2 goes ahead.
+    std::fs::write(rig.manifests().join("canary.yaml"), &good).unwrap();
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    assert_eq!(record.status.unwrap().phase, CanaryPhase::Succeeded);
+
+    // `status` prints what the state file holds.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_serin-controller"))
+        .args(["status", "podinfo", "--state"])
+        .arg(rig.manifests())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && text.contains("test/podinfo") && text.contains("Succeeded"), "{text}");
+    assert!(text.contains("request-success-rate") && text.contains("Promotion completed"), "{text}");
+}
+
+#[test]
+fn a_controller_started_on_a_broken_folder_names_every_problem_and_exits() {
+    let folder = support::TempDir::new("broken");
+    std::fs::write(
+        folder.path().join("services.yaml"),
+        "services:\n  - name: podinfo-canary\n    endpoints: [{address: nowhere}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder.path().join("canary.yaml"),
+        canary_yaml("    stepWeight: 10\n    metrics:\n      - {name: error-rate, thresholdRange: {max: 1}}"),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_serin-controller"))
+        .args(["standalone", "--manifests"])
+        .arg(folder.path())
+        .args(["--api", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("services.yaml: services[0].endpoints[0].address: \"nowhere\" is not an IP:port address"),
+        "{text}"
+    );
+    assert!(text.contains("canary.yaml: document 1: Canary \"podinfo\": spec.analysis.metrics[0]"), "{text}");
+}

@@ -137,3 +137,31 @@ fn unique_suffix() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
     nanos ^ NEXT.fetch_add(1, Ordering::Relaxed) << 32
 }
+
+/// A Canary spec for `target` in namespace `test` with these metric lines (indented by six spaces).
+pub fn canary_spec(target: &str, metrics: &str) -> serin_crds::CanarySpec {
+    let yaml = format!(
+        r#"
+apiVersion: serin.dev/v1alpha1
+kind: Canary
+metadata: {{name: podinfo, namespace: test}}
+spec:
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {target}}}
+  service: {{port: 9898}}
+  analysis:
+    interval: 10s
+    stepWeight: 10
+    metrics:
+{metrics}
+"#
+    );
+    serin_crds::manifest::parse_canary("test", &yaml).unwrap_or_else(|e| panic!("{e}")).spec
+}
+
+/// The number in a measured value; anything else fails the test, showing what came instead.
+pub fn value(v: &serin_controller::engine::MetricValue) -> f64 {
+    match v {
+        serin_controller::engine::MetricValue::Value(v) => *v,
+        other => panic!("expected a value, got {other:?}"),
+    }
+}

@@ -67,7 +67,7 @@ impl Rig {
     }
 
     pub fn start_controller(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join(format!("controller-{}.log", free_port()))).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_serin-controller"))
             .args(["standalone", "--manifests"])
             .arg(self.dir.path())
@@ -78,6 +78,15 @@ impl Rig {
             .spawn()
             .expect("starting serin-controller");
         self.controller = Some(child);
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("controller.log")
+    }
+
+    /// Everything the controller wrote to stdout so far (JSON lines).
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
     /// SIGKILL: no chance to write anything more.
