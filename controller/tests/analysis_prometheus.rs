@@ -231,3 +231,30 @@ async fn tls_and_basic_auth_from_the_templates_secret() {
     let results = measure(&sources, &spec, &catalog).await;
     assert!(format!("{:?}", results["unverified"].0).contains("secret \\\"prom-auth\\\" not found"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_carries_the_templates_headers_and_bearer_token() {
+    // A receiver stands in for Prometheus here only to see what arrives; it answers no JSON.
+    let receiver = support::receiver::Receiver::start().await;
+    let provider = serde_json::from_value(serde_json::json!({
+        "type": "prometheus",
+        "address": receiver.url(""),
+        "secretRef": {"name": "prom-token"},
+        "headers": {"X-Scope-OrgID": ["team-a", "team-b"]},
+    }))
+    .unwrap();
+    let mut catalog = Catalog::default();
+    catalog
+        .templates
+        .insert(("test".into(), "q".into()), MetricTemplateSpec { provider, query: "up{job=\"{{ target }}\"}".into() });
+    catalog.secrets.insert(("test".into(), "prom-token".into()), [("token".to_string(), "t0ken".to_string())].into());
+    let spec = canary("podinfo", "      - {name: q, templateRef: {name: q}, thresholdRange: {max: 1}}");
+    let results = measure(&sources(None), &spec, &catalog).await;
+    let answer = format!("{:?}", results["q"].0);
+    assert!(answer.contains("with no Prometheus JSON"), "{answer}");
+    let calls = receiver.calls();
+    assert_eq!(calls[0].path, "/api/v1/query");
+    assert_eq!(calls[0].header("authorization"), Some("Bearer t0ken"));
+    assert_eq!(String::from_utf8_lossy(&calls[0].body), "query=up%7Bjob%3D%22podinfo%22%7D");
+    assert_eq!(calls[0].header("x-scope-orgid"), Some("team-a, team-b"));
+}

@@ -81,11 +81,15 @@ async fn answer(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = request.uri().path().to_string();
-    let headers = request
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
-        .collect();
+    // A repeated header is kept as one comma-joined value, as HTTP allows.
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in request.headers() {
+        let value = value.to_str().unwrap_or_default();
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|v| *v = format!("{v}, {value}"))
+            .or_insert_with(|| value.to_string());
+    }
     let body = request.into_body().collect().await?.to_bytes();
     let seen_before = {
         let mut calls = calls.lock().unwrap();
