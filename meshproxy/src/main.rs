@@ -2,17 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serin_meshproxy::access_log::AccessLog;
-use serin_meshproxy::admin::{self, Admin};
 use serin_meshproxy::config::parse_config;
-use serin_meshproxy::metrics::ProxyMetrics;
-use serin_meshproxy::proxy::{Limits, ProxyServer, Shared, Upstreams, tls};
-use serin_meshproxy::store::ConfigStore;
+use serin_meshproxy::launch::{self, Launch, Running};
+use serin_meshproxy::proxy::{Limits, tls};
 
 #[derive(Parser)]
 #[command(
@@ -116,25 +113,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
         _ => None,
     };
-    let store = Arc::new(ConfigStore::new(config)?);
-    let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
-    let admin_addr = admin::start(args.admin, Arc::new(Admin { store: store.clone(), metrics: metrics.clone() }))
-        .await
-        .with_context(|| format!("cannot listen on {} (admin)", args.admin))?;
-    let limits = Limits {
-        header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
-        max_header_bytes: args.max_header_bytes,
-        max_connections: args.max_connections,
-    };
-    let shared = Arc::new(Shared {
-        store: store.clone(),
-        upstreams: Upstreams::new(Duration::from_secs(args.connect_timeout_seconds), store.state.clone()),
-        metrics,
-        limits,
+    let launch = Launch {
+        config,
+        listen: args.listen,
+        admin: args.admin,
+        limits: Limits {
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
+            max_header_bytes: args.max_header_bytes,
+            max_connections: args.max_connections,
+        },
+        connect_timeout: Duration::from_secs(args.connect_timeout_seconds),
         access_log: args.access_log,
-    });
-    let listen = args.listen;
-    let server = ProxyServer::start(listen, shared, tls).await.with_context(|| format!("cannot listen on {listen}"))?;
+        tls,
+    };
+    let Running { store, server, admin: admin_addr } = launch::start(launch).await?;
     tracing::info!(
         proxy = %server.local_addr(),
         admin = %admin_addr,

@@ -8,8 +8,6 @@ pub mod standalone;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -17,12 +15,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serin_e2e::testapp;
-use serin_meshproxy::access_log::AccessLog;
-use serin_meshproxy::admin::{self, Admin};
 use serin_meshproxy::config::parse_config;
-use serin_meshproxy::metrics::ProxyMetrics;
-use serin_meshproxy::proxy::{Limits, ProxyServer, Shared, Upstreams};
-use serin_meshproxy::store::ConfigStore;
+use serin_meshproxy::launch::{self, Launch};
+use serin_meshproxy::proxy::ProxyServer;
 
 /// A sample app on an ephemeral port that fails `error_rate` of its requests and adds `latency_ms`.
 pub async fn app(version: &str, error_rate: f64, latency_ms: u64) -> SocketAddr {
@@ -70,23 +65,8 @@ routes:
 /// meshproxy in-process with `yaml` as its config.
 pub async fn mesh_with(yaml: &str) -> Mesh {
     let config = parse_config("test config", yaml).unwrap_or_else(|e| panic!("{e}"));
-    let store = Arc::new(ConfigStore::new(config).unwrap());
-    let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
-    let admin = admin::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(Admin { store: store.clone(), metrics: metrics.clone() }),
-    )
-    .await
-    .unwrap();
-    let shared = Arc::new(Shared {
-        store: store.clone(),
-        upstreams: Upstreams::new(Duration::from_secs(2), store.state.clone()),
-        metrics,
-        limits: Limits::default(),
-        access_log: AccessLog::Off,
-    });
-    let server = ProxyServer::start("127.0.0.1:0".parse().unwrap(), shared, None).await.unwrap();
-    Mesh { proxy: server.local_addr(), admin, server }
+    let running = launch::start(Launch::local(config)).await.unwrap();
+    Mesh { proxy: running.server.local_addr(), admin: running.admin, server: running.server }
 }
 
 /// Sends `count` GETs of `/` for `podinfo.test` through the proxy; returns how many were 5xx.

@@ -13,11 +13,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serin_e2e::testapp;
-use serin_meshproxy::access_log::AccessLog;
-use serin_meshproxy::admin::{self, Admin};
 use serin_meshproxy::config::parse_config;
-use serin_meshproxy::metrics::ProxyMetrics;
-use serin_meshproxy::proxy::{Limits, ProxyServer, Shared, Upstreams};
+use serin_meshproxy::launch::{self, Launch};
+use serin_meshproxy::proxy::{Limits, ProxyServer};
 use serin_meshproxy::store::ConfigStore;
 
 pub struct Backend {
@@ -51,23 +49,8 @@ pub async fn proxy_with_tls(config_yaml: &str, tls: Option<tokio_rustls::TlsAcce
 /// A proxy whose listener speaks TLS with `tls`, if given, and has `limits`.
 pub async fn proxy_with(config_yaml: &str, tls: Option<tokio_rustls::TlsAcceptor>, limits: Limits) -> Proxy {
     let config = parse_config("test config", config_yaml).unwrap_or_else(|e| panic!("{e}"));
-    let store = Arc::new(ConfigStore::new(config).unwrap());
-    let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
-    let admin = admin::start(
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(Admin { store: store.clone(), metrics: metrics.clone() }),
-    )
-    .await
-    .unwrap();
-    let shared = Arc::new(Shared {
-        store: store.clone(),
-        upstreams: Upstreams::new(Duration::from_secs(2), store.state.clone()),
-        metrics,
-        limits,
-        access_log: AccessLog::Off,
-    });
-    let server = ProxyServer::start("127.0.0.1:0".parse().unwrap(), shared, tls).await.unwrap();
-    Proxy { addr: server.local_addr(), admin, store, server }
+    let running = launch::start(Launch { limits, tls, ..Launch::local(config) }).await.unwrap();
+    Proxy { addr: running.server.local_addr(), admin: running.admin, store: running.store, server: running.server }
 }
 
 /// The usual test setup: `podinfo` (apex) routing to `podinfo-primary` (v1) and
