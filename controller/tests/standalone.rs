@@ -103,15 +103,14 @@ async fn a_blue_green_release_with_mirroring_promotes() {
 async fn a_confirm_promotion_gate_holds_until_opened_through_the_api() {
     let v1 = support::app("v1", 0.0, 0).await;
     let v2 = support::app("v2", 0.0, 0).await;
-    let api_port = support::free_port();
-    let analysis = format!(
-        "    threshold: 3\n    stepWeight: 50\n    maxWeight: 50\n    webhooks:\n      - {{type: confirm-promotion, name: approval, url: \"http://127.0.0.1:{api_port}/gates/test/podinfo/promotion\"}}\n{METRICS}"
+    let analysis = |hooks: &str| format!("    threshold: 3\n    stepWeight: 50\n    maxWeight: 50\n{hooks}{METRICS}");
+    let rig = Rig::start(&canary_yaml(&analysis("")), v1).await;
+    // The gate is on the controller's own API, whose port is known once it runs.
+    let gate = format!(
+        "    webhooks:\n      - {{type: confirm-promotion, name: approval, url: \"http://{}/gates/test/podinfo/promotion\"}}\n",
+        rig.api
     );
-    let mut rig = Rig::start(&canary_yaml(&analysis), v1).await;
-    // The gate URL above names the API port, so the rig must use it: restart on that port.
-    rig.kill_controller();
-    rig.api = format!("127.0.0.1:{api_port}").parse().unwrap();
-    rig.start_controller();
+    std::fs::write(rig.manifests().join("canary.yaml"), canary_yaml(&analysis(&gate))).unwrap();
     rig.start_traffic(60, None);
     rig.point_canary_at(v2, "v2");
     let waiting = rig.wait_for(&[CanaryPhase::WaitingPromotion], LIMIT).await;

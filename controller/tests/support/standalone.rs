@@ -16,7 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use serin_controller::standalone::state::{CanaryRecord, StandaloneState};
 use serin_crds::CanaryPhase;
 
-use super::{Mesh, TempDir, free_port, mesh_with};
+use super::{Mesh, TempDir, mesh_with};
 
 pub struct Rig {
     pub dir: TempDir,
@@ -44,7 +44,7 @@ impl Rig {
         let mut rig = Rig {
             dir,
             mesh: mesh_with("services: []").await,
-            api: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            api: SocketAddr::from(([127, 0, 0, 1], 0)),
             controller: None,
             traffic: Traffic::default(),
         };
@@ -66,18 +66,33 @@ impl Rig {
         std::fs::write(self.dir.path().join("services.yaml"), services).unwrap();
     }
 
+    /// Starts the controller with its API on an ephemeral port (a port picked in advance could be
+    /// taken by a parallel test) and learns the port from its first log line.
     pub fn start_controller(&mut self) {
+        let lines_before = self.logs().lines().count();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_serin-controller"))
             .args(["standalone", "--manifests"])
             .arg(self.dir.path())
             .args(["--meshproxy-admin", &format!("http://{}", self.mesh.admin)])
-            .args(["--api", &self.api.to_string(), "--scrape-interval", "500ms", "--min-requests", "5"])
+            .args(["--api", "127.0.0.1:0", "--scrape-interval", "500ms", "--min-requests", "5"])
             .stdout(log)
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting serin-controller");
         self.controller = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let logs = self.logs();
+            let started = logs.lines().skip(lines_before).find(|l| l.contains("serin standalone controller running"));
+            if let Some(line) = started {
+                let fields: serde_json::Value = serde_json::from_str(line).unwrap();
+                self.api = fields["fields"]["api"].as_str().unwrap().parse().unwrap();
+                return;
+            }
+            assert!(Instant::now() < deadline, "the controller did not start; its log:\n{logs}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn log_path(&self) -> PathBuf {
