@@ -1,13 +1,8 @@
 //! The admin API, on loopback: liveness, readiness, metrics, and the config (read it, replace it
 //! whole, or set one route's weights). Every change is checked first; a refused one answers 400
-//! with the error and leaves the config in use untouched.
-//!
-//! - `GET /live`, `GET /ready`, `GET /metrics`
-//! - `GET /config`: `{"generation": N, "config": {...}}`
-//! - `PUT /config`: a whole config, YAML or JSON
-//! - `PUT /routes/{namespace}/{name}/weights`: `{"podinfo-primary": 90, "podinfo-canary": 10}`
+//! with the error and leaves the config in use untouched. Paths and bodies are the contract in
+//! `serin_meshproxy_api::admin`.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use serde_json::json;
+use serin_meshproxy_api::admin::{AdminError, ConfigReply, GenerationReply, RouteWeights};
 use tokio::net::TcpListener;
 
 use crate::config::parse_config;
@@ -70,14 +65,20 @@ impl Admin {
             }
             (Method::GET, ["config"]) => {
                 let loaded = self.store.load();
-                json_response(StatusCode::OK, &json!({ "generation": loaded.generation, "config": loaded.config }))
+                json_response(
+                    StatusCode::OK,
+                    &ConfigReply { generation: loaded.generation, config: loaded.config.clone() },
+                )
+            }
+            (Method::GET, ["config", "generation"]) => {
+                json_response(StatusCode::OK, &GenerationReply { generation: self.store.load().generation })
             }
             (Method::PUT, ["config"]) => match read_body(request).await {
                 Err(response) => response,
                 Ok(text) => match parse_config("admin API", &text).and_then(|config| self.store.replace(config)) {
                     Ok(generation) => {
                         tracing::info!(generation, "config replaced through the admin API");
-                        json_response(StatusCode::OK, &json!({ "generation": generation }))
+                        json_response(StatusCode::OK, &GenerationReply { generation })
                     }
                     Err(error) => refused(&error.to_string()),
                 },
@@ -86,12 +87,12 @@ impl Admin {
                 let (namespace, name) = (namespace.to_string(), name.to_string());
                 match read_body(request).await {
                     Err(response) => response,
-                    Ok(text) => match serde_json::from_str::<BTreeMap<String, i32>>(&text) {
+                    Ok(text) => match serde_json::from_str::<RouteWeights>(&text) {
                         Err(error) => {
                             refused(&format!("admin API: the body must map backend names to weights: {error}"))
                         }
                         Ok(weights) => match self.store.set_weights(&namespace, &name, &weights) {
-                            Ok(generation) => json_response(StatusCode::OK, &json!({ "generation": generation })),
+                            Ok(generation) => json_response(StatusCode::OK, &GenerationReply { generation }),
                             Err(error) => refused(&error.clone().from_source("admin API").to_string()),
                         },
                     },
@@ -114,7 +115,7 @@ async fn read_body(request: Request<Incoming>) -> Result<String, Response<Body>>
 
 fn refused(why: &str) -> Response<Body> {
     tracing::warn!(why, "config change refused");
-    json_response(StatusCode::BAD_REQUEST, &json!({ "error": why }))
+    json_response(StatusCode::BAD_REQUEST, &AdminError { error: why.to_string() })
 }
 
 fn text(code: StatusCode, body: &str) -> Response<Body> {
@@ -123,8 +124,8 @@ fn text(code: StatusCode, body: &str) -> Response<Body> {
     response
 }
 
-fn json_response(code: StatusCode, body: &serde_json::Value) -> Response<Body> {
-    let mut response = text(code, &body.to_string());
+fn json_response(code: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+    let mut response = text(code, &serde_json::to_string(body).expect("admin replies serialize"));
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
     response
 }

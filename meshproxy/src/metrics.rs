@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use serin_meshproxy_api::metrics as names;
+
 use crate::state::RuntimeState;
 
 /// A label value shared by every request that carries it.
@@ -63,19 +65,15 @@ impl ProxyMetrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let durations = Family::<RequestLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
         let config_generation = Gauge::default();
-        registry.register("meshproxy_requests", "Requests proxied, by destination and response code", requests.clone());
+        registry.register(names::REQUESTS, "Requests proxied, by destination and response code", requests.clone());
         registry.register(
-            "meshproxy_request_duration_seconds",
+            names::REQUEST_DURATION,
             "Time from receiving a request to sending the response headers",
             durations.clone(),
         );
-        registry.register("meshproxy_config_generation", "Generation of the config in use", config_generation.clone());
+        registry.register(names::CONFIG_GENERATION, "Generation of the config in use", config_generation.clone());
         let retries = Family::<RetryLabels, Counter>::default();
-        registry.register(
-            "meshproxy_retries",
-            "Attempts sent again under a TrafficPolicy's retry rule",
-            retries.clone(),
-        );
+        registry.register(names::RETRIES, "Attempts sent again under a TrafficPolicy's retry rule", retries.clone());
         registry.register_collector(Box::new(EndpointGauges(state)));
         ProxyMetrics { registry, requests, durations, retries, config_generation }
     }
@@ -122,7 +120,7 @@ impl Collector for EndpointGauges {
         let endpoints = self.0.endpoints();
         let now = std::time::Instant::now();
         let mut connections = encoder.encode_descriptor(
-            "meshproxy_upstream_connections",
+            names::UPSTREAM_CONNECTIONS,
             "Open connections from this proxy to an endpoint",
             None,
             prometheus_client::metrics::MetricType::Gauge,
@@ -132,7 +130,7 @@ impl Collector for EndpointGauges {
             ConstGauge::new(state.connections.load(Ordering::Relaxed)).encode(connections.encode_family(&labels)?)?;
         }
         let mut ejected = encoder.encode_descriptor(
-            "meshproxy_endpoint_ejected",
+            names::ENDPOINT_EJECTED,
             "1 while outlier detection keeps an endpoint out of load balancing",
             None,
             prometheus_client::metrics::MetricType::Gauge,
@@ -142,5 +140,45 @@ impl Collector for EndpointGauges {
             ConstGauge::new(i64::from(state.health.is_ejected(now))).encode(ejected.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serin_meshproxy_api::metrics::label;
+
+    /// The contract's names are what the exposition really says: the analysis reads these.
+    #[test]
+    fn the_exposition_uses_the_contract_names_and_labels() {
+        let metrics = ProxyMetrics::new(Arc::new(RuntimeState::default()));
+        let labels = RequestLabels {
+            service: Arc::new("podinfo".into()),
+            namespace: Arc::new("test".into()),
+            route: Arc::new("podinfo".into()),
+            backend: Arc::new("podinfo-canary".into()),
+            version: Arc::new("v2".into()),
+            code: 503,
+            class: class_of(503),
+        };
+        metrics.observe(labels.clone(), 0.002);
+        metrics.retried(&labels);
+        let text = metrics.render();
+        let series = format!(
+            "{}{{{}=\"podinfo\",{}=\"test\",{}=\"podinfo\",{}=\"podinfo-canary\",{}=\"v2\",{}=\"503\",{}=\"{}\"}} 1",
+            names::REQUESTS_TOTAL,
+            label::SERVICE,
+            label::NAMESPACE,
+            label::ROUTE,
+            label::BACKEND,
+            label::VERSION,
+            label::CODE,
+            label::CLASS,
+            label::SERVER_ERROR_CLASS
+        );
+        assert!(text.contains(&series), "{series} not in\n{text}");
+        assert!(text.contains(&format!("{}{{", names::REQUEST_DURATION_BUCKET)), "{text}");
+        assert!(text.contains(&format!("{}{{", names::RETRIES_TOTAL)), "{text}");
+        assert!(text.contains(&format!("# TYPE {} gauge", names::CONFIG_GENERATION)), "{text}");
     }
 }

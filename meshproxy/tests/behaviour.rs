@@ -101,7 +101,7 @@ async fn metrics_parse_and_count_exactly_the_requests_sent() {
     let scrape = prometheus_parse::Scrape::parse(lines).expect("meshproxy's /metrics parses");
     let mut counted = BTreeMap::<(String, u16), u64>::new();
     for sample in &scrape.samples {
-        if sample.metric != "meshproxy_requests_total" {
+        if sample.metric != serin_meshproxy_api::metrics::REQUESTS_TOTAL {
             continue;
         }
         // OpenMetrics names the family `meshproxy_requests` and the sample `..._total`, which
@@ -123,7 +123,7 @@ async fn metrics_parse_and_count_exactly_the_requests_sent() {
     let histogram_count: f64 = scrape
         .samples
         .iter()
-        .filter(|s| s.metric == "meshproxy_request_duration_seconds")
+        .filter(|s| s.metric == serin_meshproxy_api::metrics::REQUEST_DURATION)
         .filter_map(|s| match &s.value {
             prometheus_parse::Value::Histogram(buckets) => buckets.iter().map(|b| b.count).reduce(f64::max),
             _ => None,

@@ -71,7 +71,7 @@ async fn retries_pass_a_failing_first_attempt_and_stop_at_the_limit() {
     let retried: f64 = scrape
         .samples
         .iter()
-        .filter(|s| s.metric == "meshproxy_retries_total")
+        .filter(|s| s.metric == serin_meshproxy_api::metrics::RETRIES_TOTAL)
         .map(|s| match s.value {
             prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
             _ => 0.0,
@@ -161,7 +161,9 @@ async fn an_ejected_endpoint_gets_no_traffic_until_its_ejection_ends() {
     }
     assert_eq!(bad.count(), 2);
     let ejected_at = Instant::now();
-    let ejected = |scrape: &prometheus_parse::Scrape| endpoint_gauge(scrape, "meshproxy_endpoint_ejected", bad.addr);
+    let ejected = |scrape: &prometheus_parse::Scrape| {
+        endpoint_gauge(scrape, serin_meshproxy_api::metrics::ENDPOINT_EJECTED, bad.addr)
+    };
     assert_eq!(ejected(&scrape(proxy.admin).await), Some(1.0));
 
     let mut sent = 0;

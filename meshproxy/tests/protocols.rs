@@ -213,7 +213,7 @@ async fn traceparent_is_kept_or_created_and_connections_are_counted() {
     assert_ne!(seen[1].headers["traceparent"], seen[2].headers["traceparent"]);
 
     let scrape = scrape(proxy.admin).await;
-    let open = support::endpoint_gauge(&scrape, "meshproxy_upstream_connections", app.addr);
+    let open = support::endpoint_gauge(&scrape, serin_meshproxy_api::metrics::UPSTREAM_CONNECTIONS, app.addr);
     assert_eq!(open, Some(1.0), "three sequential requests share one pooled connection");
 }
 

@@ -3,12 +3,11 @@
 //! checked whole before it replaces the config in use.
 
 mod error;
-mod model;
 mod parse;
-mod unknown_fields;
 mod validate;
 
 pub use error::ConfigError;
-pub use model::{Endpoint, ProxyConfig, ServiceSpec};
+// The model is the contract with the controller, defined once in serin-meshproxy-api.
 pub use parse::parse_config;
+pub use serin_meshproxy_api::config::{Endpoint, ProxyConfig, ServiceSpec, default_namespace};
 pub use validate::validate;

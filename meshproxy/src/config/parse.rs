@@ -1,7 +1,7 @@
 use serde_json::Value;
 
-use super::unknown_fields::unknown_fields;
 use super::{ConfigError, ProxyConfig};
+use serin_meshproxy_api::unknown_fields;
 
 /// Reads a config from YAML (JSON is YAML too) and checks it whole. `source_name` (a path, or
 /// `admin API`) starts every error message.

@@ -1,11 +1,16 @@
+//! meshproxy's configuration: services with their endpoints, Gateway API HTTPRoutes, and Serin
+//! TrafficPolicies. The same value is read from a file, PUT through the admin API, or built from
+//! a cluster's objects.
+
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use gateway_api::apis::standard::httproutes::HttpRoute;
 use serde::{Deserialize, Serialize};
 use serin_crds::TrafficPolicy;
 
 /// Everything meshproxy routes by.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyConfig {
     /// The services clients address (by host name) and the endpoints behind each.
@@ -19,8 +24,9 @@ pub struct ProxyConfig {
     pub traffic_policies: Vec<TrafficPolicy>,
 }
 
-/// A service and its group of endpoints (in Kubernetes: a Service and its EndpointSlices).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A service and its group of endpoints (in Kubernetes: a Service and its EndpointSlices; in
+/// standalone mode: an endpoint group of the services file).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceSpec {
     pub name: String,
@@ -34,7 +40,7 @@ pub struct ServiceSpec {
 }
 
 /// One address requests can be sent to.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Endpoint {
     /// `ip:port`.
@@ -43,12 +49,25 @@ pub struct Endpoint {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Namespace of objects that do not name one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
 pub fn default_namespace() -> String {
-    "default".to_string()
+    DEFAULT_NAMESPACE.to_string()
 }
 
 impl ServiceSpec {
     pub fn key(&self) -> (String, String) {
         (self.namespace.clone(), self.name.clone())
+    }
+
+    /// The same endpoints under another name (a primary is a copy of its canary).
+    pub fn renamed(&self, name: &str) -> ServiceSpec {
+        ServiceSpec { name: name.to_string(), ..self.clone() }
+    }
+
+    /// The endpoints' addresses that parse as `ip:port`.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.endpoints.iter().filter_map(|e| e.address.parse().ok()).collect()
     }
 }
