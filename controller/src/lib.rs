@@ -5,6 +5,8 @@ pub mod api;
 pub mod engine;
 pub mod hooks;
 pub mod outbound;
+pub mod reconcile;
+pub mod route;
 pub mod simulate;
 pub mod standalone;
 pub mod state_file;

@@ -85,9 +85,25 @@ impl CanarySpec {
         i64::from(self.progress_deadline_seconds.unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS))
     }
 
-    /// The apex service name: `service.name`, else the target's name.
+    /// The apex service name: `service.name`, else the target's name. Clients call this one.
     pub fn apex_name(&self) -> &str {
         self.service.name.as_deref().unwrap_or(&self.target_ref.name)
+    }
+
+    /// The service (standalone: the endpoint group) of the primary: `<apex>-primary`. It is a
+    /// backend of the generated route and the `backend` label of meshproxy's metrics.
+    pub fn primary_service_name(&self) -> String {
+        format!("{}-primary", self.apex_name())
+    }
+
+    /// The service (standalone: the endpoint group) of the canary, i.e. of the target: `<apex>-canary`.
+    pub fn canary_service_name(&self) -> String {
+        format!("{}-canary", self.apex_name())
+    }
+
+    /// The workload the controller owns beside the target: `<target>-primary`.
+    pub fn primary_workload_name(&self) -> String {
+        format!("{}-primary", self.target_ref.name)
     }
 }
 

@@ -189,7 +189,7 @@ impl<'a> Tick<'a> {
                 (waited > deadline)
                     .then(|| format!("{what} not ready after {waited}s (progressDeadlineSeconds {deadline}): {reason}"))
             }
-            Readiness::ScaledToZero if what.ends_with("-primary") => {
+            Readiness::ScaledToZero if what == self.input.spec.primary_workload_name() => {
                 // Flagger's rule: a primary without replicas cannot serve a rollback or a promotion.
                 Some(format!("{what} is scaled to zero"))
             }
@@ -268,7 +268,6 @@ impl<'a> Tick<'a> {
     /// Initializing: create the primary and wait for it, then hand it all traffic.
     fn initialize(&mut self) -> Flow {
         self.actions.push(Action::InitializePrimary);
-        let target = self.target().to_string();
         match &self.obs.primary {
             Readiness::Ready => {
                 self.route(0, false);
@@ -279,7 +278,10 @@ impl<'a> Tick<'a> {
                 self.status.last_applied_spec = Some(running.clone());
                 self.status.last_promoted_spec = Some(running);
                 self.status.tracked_configs = self.obs.revision.tracked_configs.clone();
-                self.enter(CanaryPhase::Initialized, format!("{target}-primary serves all traffic"));
+                self.enter(
+                    CanaryPhase::Initialized,
+                    format!("{} serves all traffic", self.input.spec.primary_workload_name()),
+                );
                 self.event(EventKind::Normal, "Synced", format!("Initialization done! {}", self.input.name));
                 self.alert(
                     serin_crds::canary::AlertSeverity::Info,
@@ -287,12 +289,12 @@ impl<'a> Tick<'a> {
                 );
             }
             readiness => {
-                if let Some(reason) = self.stuck(readiness, &format!("{target}-primary")) {
+                if let Some(reason) = self.stuck(readiness, &self.input.spec.primary_workload_name()) {
                     // Stay in Initializing (there is nothing to roll back to) but say it needs a person.
                     self.stalled = Some(StallReason::PrimaryNotReady);
                     self.say(reason);
                 } else {
-                    self.say(format!("waiting for {target}-primary to be ready"));
+                    self.say(format!("waiting for {} to be ready", self.input.spec.primary_workload_name()));
                 }
             }
         }
@@ -478,7 +480,7 @@ impl<'a> Tick<'a> {
             return Ok(Flow::End);
         }
         if self.input.spec.skip_analysis != Some(true) {
-            let primary = format!("{target}-primary");
+            let primary = self.input.spec.primary_workload_name();
             if let Some(reason) = self.stuck(&self.obs.primary, &primary) {
                 self.rollback(StallReason::ProgressDeadlineExceeded, reason);
                 return Ok(Flow::End);
@@ -681,7 +683,7 @@ impl<'a> Tick<'a> {
 
     /// Promoting and Finalising.
     fn promoting(&mut self) -> Flow {
-        let primary = format!("{}-primary", self.target());
+        let primary = self.input.spec.primary_workload_name();
         if let Some(reason) = self.stuck(&self.obs.primary, &primary) {
             self.failed_promotion(reason);
             return Flow::End;

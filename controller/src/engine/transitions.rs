@@ -65,8 +65,15 @@ impl Tick<'_> {
         let revision = self.status.last_applied_spec.clone().unwrap_or_else(|| self.obs.revision.id.clone());
         self.actions.push(Action::Promote { revision: revision.clone() });
         self.status.paused = false;
-        self.enter(CanaryPhase::Promoting, format!("{why}: copying revision {revision} to {target}-primary"));
-        self.event(EventKind::Normal, "Synced", format!("Copying {target} template spec to {target}-primary"));
+        self.enter(
+            CanaryPhase::Promoting,
+            format!("{why}: copying revision {revision} to {}", self.input.spec.primary_workload_name()),
+        );
+        self.event(
+            EventKind::Normal,
+            "Synced",
+            format!("Copying {target} template spec to {}", self.input.spec.primary_workload_name()),
+        );
     }
 
     /// The primary did not become ready with the promoted spec: send traffic to the canary, which

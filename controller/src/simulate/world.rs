@@ -13,9 +13,10 @@ use serin_crds::{
 };
 
 use crate::engine::{
-    Action, Answers, HookOutcome, MetricObservation, MetricValue, Observations, OperatorAction, OperatorRequest,
-    Question, Readiness, RolloutDecision, Routes, Step, TickInput, decide, revision::Revision,
+    Action, HookOutcome, MetricObservation, MetricValue, Observations, OperatorAction, OperatorRequest, Question,
+    Readiness, RolloutDecision, Routes, revision::Revision,
 };
+use crate::reconcile::{CanaryRef, Observed, Platform, reconcile, run_to_completion};
 
 /// How the new version behaves, as seen by the builtin metrics.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,38 +127,16 @@ impl World {
         self.observations.operator = Some(OperatorRequest { id: format!("req-{}", self.next_request), action });
     }
 
-    /// Runs one tick: asks and answers questions, applies the decision, moves the clock.
+    /// Runs one tick through the platforms' reconcile routine, then moves the clock.
     pub fn tick(&mut self) -> RolloutDecision {
-        let mut answers = Answers::default();
         self.asked.clear();
-        let decision = loop {
-            let input = TickInput {
-                name: &self.name,
-                spec: &self.spec,
-                generation: self.generation,
-                status: self.status.as_ref(),
-                observed: &self.observations,
-                answers: &answers,
-                now: self.now,
-            };
-            match decide(&input) {
-                Step::Decided(decision) => break *decision,
-                Step::Need(question) => {
-                    assert!(!self.asked.contains(&question), "the engine asked {question:?} twice in one tick");
-                    self.asked.push(question);
-                    match question {
-                        Question::Hooks(kind) => {
-                            let outcome = self.hook_outcomes.get(&kind).cloned().unwrap_or_else(|| quiet_outcome(kind));
-                            answers.hooks.insert(kind, outcome);
-                        }
-                        Question::Metrics => answers.metrics = Some(self.measure()),
-                    }
-                }
-            }
+        let (name, spec, generation) = (self.name.clone(), self.spec.clone(), self.generation);
+        let canary = CanaryRef { namespace: "default", name: &name, spec: &spec, generation };
+        let reconciled = match run_to_completion(reconcile(self, canary)) {
+            Ok(reconciled) => reconciled,
+            Err(never) => match never {},
         };
-        self.ticks += 1;
-        self.apply(&decision);
-        self.status = Some(decision.status.clone());
+        let decision = reconciled.decision;
         self.now += jiff::SignedDuration::try_from(decision.requeue_after).expect("a small duration");
         decision
     }
@@ -183,7 +162,7 @@ impl World {
 
     /// The builtin metrics from the canary's behaviour; other metrics pass unless overridden. With no
     /// requests reaching the canary there is no data, as a real provider would report.
-    fn measure(&self) -> Vec<MetricObservation> {
+    fn measure_now(&self) -> Vec<MetricObservation> {
         let traffic = self.canary_gets_traffic();
         self.spec
             .analysis
@@ -202,7 +181,49 @@ impl World {
             .collect()
     }
 
-    fn apply(&mut self, decision: &RolloutDecision) {
+    fn asked_once(&mut self, question: Question) {
+        assert!(!self.asked.contains(&question), "the engine asked {question:?} twice in one tick");
+        self.asked.push(question);
+    }
+
+    fn roll_out_canary(&mut self) {
+        (self.observations.canary, self.pending_canary) = rollout(self.rollout_ticks, self.now);
+    }
+
+    fn roll_out_primary(&mut self) {
+        (self.observations.primary, self.pending_primary) = rollout(self.rollout_ticks, self.now);
+    }
+}
+
+impl Platform for World {
+    type Held = ();
+    type Error = std::convert::Infallible;
+
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    async fn observe(&mut self, _canary: CanaryRef<'_>) -> Result<Observed<()>, Self::Error> {
+        Ok(Observed { status: self.status.clone(), observations: self.observations.clone(), held: () })
+    }
+
+    async fn run_hooks(&mut self, _canary: CanaryRef<'_>, kind: HookType, _observed: &Observed<()>) -> HookOutcome {
+        self.asked_once(Question::Hooks(kind));
+        self.hook_outcomes.get(&kind).cloned().unwrap_or_else(|| quiet_outcome(kind))
+    }
+
+    async fn measure(&mut self, _canary: CanaryRef<'_>, _observed: &Observed<()>) -> Vec<MetricObservation> {
+        self.asked_once(Question::Metrics);
+        self.measure_now()
+    }
+
+    async fn write_status(
+        &mut self,
+        _canary: CanaryRef<'_>,
+        _held: &mut (),
+        decision: &RolloutDecision,
+    ) -> Result<(), Self::Error> {
+        self.ticks += 1;
         // Workloads that were rolling out finish one tick later.
         if self.pending_canary > 0 {
             self.pending_canary -= 1;
@@ -216,45 +237,46 @@ impl World {
                 self.observations.primary = Readiness::Ready;
             }
         }
-        for action in &decision.actions {
-            self.history.push((self.ticks, action.clone()));
-            match action {
-                Action::InitializePrimary => {
-                    if self.observations.primary_revision.is_none() {
-                        self.observations.primary_revision = Some(self.observations.revision.id.clone());
-                        self.roll_out_primary();
-                    }
-                    self.observations.routes.get_or_insert(Routes::with_canary(0, false));
+        self.status = Some(decision.status.clone());
+        Ok(())
+    }
+
+    async fn carry_out(
+        &mut self,
+        _canary: CanaryRef<'_>,
+        _held: &mut (),
+        _decision: &RolloutDecision,
+        action: &Action,
+    ) -> Result<(), Self::Error> {
+        self.history.push((self.ticks, action.clone()));
+        match action {
+            Action::InitializePrimary => {
+                if self.observations.primary_revision.is_none() {
+                    self.observations.primary_revision = Some(self.observations.revision.id.clone());
+                    self.roll_out_primary();
                 }
-                Action::SetRoutes(routes) => self.observations.routes = Some(*routes),
-                Action::ScaleCanaryUp => {
-                    if self.observations.canary == Readiness::ScaledToZero {
-                        self.roll_out_canary();
-                    }
-                }
-                Action::ScaleCanaryToZero => self.observations.canary = Readiness::ScaledToZero,
-                Action::Promote { revision } => {
-                    if self.observations.primary_revision.as_ref() != Some(revision) {
-                        self.observations.primary_revision = Some(revision.clone());
-                        self.roll_out_primary();
-                    }
-                }
-                Action::RestoreTarget => {
-                    if self.observations.canary == Readiness::ScaledToZero {
-                        self.roll_out_canary();
-                    }
-                }
-                Action::RemoveFinalizer | Action::RunHooks { .. } | Action::Event { .. } | Action::Alert { .. } => {}
+                self.observations.routes.get_or_insert(Routes::with_canary(0, false));
             }
+            Action::SetRoutes(routes) => self.observations.routes = Some(*routes),
+            Action::ScaleCanaryUp | Action::RestoreTarget => {
+                if self.observations.canary == Readiness::ScaledToZero {
+                    self.roll_out_canary();
+                }
+            }
+            Action::ScaleCanaryToZero => self.observations.canary = Readiness::ScaledToZero,
+            Action::Promote { revision } => {
+                if self.observations.primary_revision.as_ref() != Some(revision) {
+                    self.observations.primary_revision = Some(revision.clone());
+                    self.roll_out_primary();
+                }
+            }
+            Action::RemoveFinalizer | Action::RunHooks { .. } | Action::Event { .. } | Action::Alert { .. } => {}
         }
+        Ok(())
     }
 
-    fn roll_out_canary(&mut self) {
-        (self.observations.canary, self.pending_canary) = rollout(self.rollout_ticks, self.now);
-    }
-
-    fn roll_out_primary(&mut self) {
-        (self.observations.primary, self.pending_primary) = rollout(self.rollout_ticks, self.now);
+    async fn finish(&mut self, _canary: CanaryRef<'_>, _held: ()) -> Result<(), Self::Error> {
+        Ok(())
     }
 }
 

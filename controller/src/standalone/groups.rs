@@ -7,35 +7,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use serin_meshproxy_api::ServiceSpec;
+pub use serin_meshproxy_api::config::DEFAULT_NAMESPACE;
 
-/// Namespace of objects that do not name one.
-pub const DEFAULT_NAMESPACE: &str = "default";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EndpointGroup {
-    pub name: String,
-    #[serde(default = "default_namespace")]
-    pub namespace: String,
-    /// Labels of every endpoint; `version` shows up in meshproxy's metrics.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub endpoints: Vec<GroupEndpoint>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GroupEndpoint {
-    /// `host:port`.
-    pub address: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-}
-
-fn default_namespace() -> String {
-    DEFAULT_NAMESPACE.to_string()
-}
+/// An endpoint group is a meshproxy service: one type for both, from the contract.
+pub type EndpointGroup = ServiceSpec;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,20 +19,15 @@ struct GroupsFile {
     services: Vec<EndpointGroup>,
 }
 
-impl EndpointGroup {
-    /// The same endpoints under another name (the primary is a copy of the canary).
-    pub fn renamed(&self, name: &str) -> EndpointGroup {
-        EndpointGroup { name: name.to_string(), ..self.clone() }
+/// What identifies the version a group runs: its labels and endpoints, not its name.
+pub fn revision_source(group: &EndpointGroup) -> serde_json::Value {
+    #[derive(Serialize)]
+    struct RevisionSource<'a> {
+        labels: &'a BTreeMap<String, String>,
+        endpoints: &'a [serin_meshproxy_api::Endpoint],
     }
-
-    /// What identifies the version it runs: its labels and endpoints, not its name.
-    pub fn revision_source(&self) -> serde_json::Value {
-        serde_json::json!({"labels": self.labels, "endpoints": self.endpoints})
-    }
-
-    pub fn addresses(&self) -> Vec<SocketAddr> {
-        self.endpoints.iter().filter_map(|e| e.address.parse().ok()).collect()
-    }
+    serde_json::to_value(RevisionSource { labels: &group.labels, endpoints: &group.endpoints })
+        .expect("a group serializes")
 }
 
 /// Reads and checks a groups file; errors name the file and the field.

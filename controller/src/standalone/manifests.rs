@@ -5,15 +5,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use gateway_api::apis::standard::httproutes::HttpRoute;
 use serde_json::Value;
 use serin_crds::alert_provider::AlertProviderSpec;
 use serin_crds::manifest::{Manifest, parse_all};
-use serin_crds::{Canary, canary::CanarySpec};
+use serin_crds::{Canary, TrafficPolicy, canary::CanarySpec};
 
 use super::groups::{self, DEFAULT_NAMESPACE, EndpointGroup};
 use crate::analysis::{Catalog, ObjectKey};
+use crate::reconcile::CanaryRef;
 
 /// One Canary and where it came from.
 #[derive(Debug, Clone)]
@@ -30,31 +33,20 @@ impl LoadedCanary {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    pub fn target(&self) -> &str {
-        &self.spec.target_ref.name
-    }
-
-    pub fn apex(&self) -> &str {
-        self.spec.apex_name()
-    }
-
-    pub fn canary_group(&self) -> String {
-        format!("{}-canary", self.target())
-    }
-
-    pub fn primary_group(&self) -> String {
-        format!("{}-primary", self.target())
+    pub fn reference(&self) -> CanaryRef<'_> {
+        CanaryRef { namespace: &self.namespace, name: &self.name, spec: &self.spec, generation: self.generation }
     }
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Manifests {
-    pub canaries: Vec<LoadedCanary>,
+    /// Shared, so a loop over them does not copy every spec.
+    pub canaries: Vec<Arc<LoadedCanary>>,
     pub catalog: Catalog,
     pub alert_providers: BTreeMap<ObjectKey, (String, AlertProviderSpec)>,
     /// HTTPRoutes for services no Canary manages, passed to meshproxy as they are.
-    pub routes: Vec<Value>,
-    pub traffic_policies: Vec<Value>,
+    pub routes: Vec<HttpRoute>,
+    pub traffic_policies: Vec<TrafficPolicy>,
     pub groups: Vec<EndpointGroup>,
 }
 
@@ -173,13 +165,13 @@ impl Manifests {
         match object {
             Manifest::Canary(canary) => {
                 let Canary { metadata, spec, .. } = *canary;
-                self.canaries.push(LoadedCanary {
+                self.canaries.push(Arc::new(LoadedCanary {
                     namespace,
                     name,
                     spec,
                     generation: metadata.generation.unwrap_or(1),
                     source: source.to_string(),
-                });
+                }));
             }
             Manifest::MetricTemplate(template) => {
                 self.catalog.templates.insert((namespace, name), template.spec);
@@ -188,9 +180,11 @@ impl Manifests {
                 self.alert_providers.insert((namespace, name.clone()), (name, provider.spec));
             }
             Manifest::TrafficPolicy(policy) => {
-                self.traffic_policies.push(serde_json::to_value(*policy).expect("a TrafficPolicy serializes"));
+                self.traffic_policies.push(*policy);
             }
-            Manifest::Other { kind, value, .. } if kind == "HTTPRoute" => self.routes.push(value),
+            Manifest::Other { kind, value, .. } if kind == "HTTPRoute" => {
+                self.routes.push(http_route(&id, source, value)?)
+            }
             Manifest::Other { api_version, kind, .. } => {
                 return Err(format!(
                     "{source}: {kind} {namespace}/{name} ({api_version}): standalone mode reads Canary, MetricTemplate, AlertProvider, TrafficPolicy and HTTPRoute; put endpoints in the services file"
@@ -205,36 +199,46 @@ impl Manifests {
         let mut problems = Vec::new();
         for canary in &self.canaries {
             let at = format!("{}: Canary {}", canary.source, canary.key());
-            if self.group(&canary.namespace, &canary.canary_group()).is_none() {
+            let (canary_group, primary_group) = (canary.spec.canary_service_name(), canary.spec.primary_service_name());
+            if self.group(&canary.namespace, &canary_group).is_none() {
                 problems.push(format!(
-                    "{at}: spec.targetRef.name: the services file has no endpoint group {}/{} to run the new version",
+                    "{at}: spec.targetRef.name: the services file has no endpoint group {}/{canary_group} to run the new version",
                     canary.namespace,
-                    canary.canary_group()
                 ));
             }
-            if self.group(&canary.namespace, &canary.primary_group()).is_some() {
+            if self.group(&canary.namespace, &primary_group).is_some() {
                 problems.push(format!(
-                    "{at}: the services file defines {}/{}, which the controller manages; remove it",
+                    "{at}: the services file defines {}/{primary_group}, which the controller manages; remove it",
                     canary.namespace,
-                    canary.primary_group()
                 ));
             }
-            if canary.spec.analysis.session_affinity.is_some() {
-                problems.push(format!("{at}: spec.analysis.sessionAffinity: not supported in standalone mode yet"));
-            }
+            let apex = canary.spec.apex_name();
             for route in &self.routes {
-                if route["metadata"]["name"].as_str() == Some(canary.apex())
-                    && route["metadata"]["namespace"].as_str().unwrap_or(DEFAULT_NAMESPACE) == canary.namespace
+                if route.metadata.name.as_deref() == Some(apex)
+                    && route.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE) == canary.namespace
                 {
                     problems.push(format!(
-                        "{at}: HTTPRoute {}/{} is generated from this Canary; remove the hand-written one",
+                        "{at}: HTTPRoute {}/{apex} is generated from this Canary; remove the hand-written one",
                         canary.namespace,
-                        canary.apex()
                     ));
                 }
             }
         }
         problems
+    }
+}
+
+/// A hand-written HTTPRoute, typed. The Gateway API types drop fields they do not know; a misspelt
+/// field is refused here rather than silently routing traffic some other way.
+fn http_route(id: &str, source: &str, value: Value) -> Result<HttpRoute, String> {
+    let route: HttpRoute =
+        serde_path_to_error::deserialize(&value).map_err(|e| format!("{source}: {id}: {}: {}", e.path(), e.inner()))?;
+    let kept = serde_json::to_value(&route).expect("an HTTPRoute serializes");
+    let mut unknown = Vec::new();
+    serin_meshproxy_api::unknown_fields(&value, &kept, "", &mut unknown);
+    match unknown.first() {
+        Some(field) => Err(format!("{source}: {id}: {field}: unknown field")),
+        None => Ok(route),
     }
 }
 

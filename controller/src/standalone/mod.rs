@@ -7,11 +7,12 @@
 //! implies. A tick writes the decided status before carrying out its actions, as the engine asks.
 
 pub mod demo;
+pub mod error;
 pub mod groups;
 pub mod manifests;
 pub mod router;
 pub mod state;
-mod tick;
+pub mod tick;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,11 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::Value;
+use serin_meshproxy_api::ProxyConfig;
 
 use crate::analysis::MetricSources;
 use crate::hooks::alerts::AlertSender;
 use crate::hooks::webhook::WebhookCaller;
+use error::{MeshproxyError, StateError};
 use manifests::{ManifestSource, Manifests};
 use router::MeshproxyAdmin;
 use state::StandaloneState;
@@ -43,7 +45,7 @@ pub struct Standalone {
     manifests: Manifests,
     fingerprint: Vec<(PathBuf, Option<std::time::SystemTime>)>,
     /// The config last pushed and the generation meshproxy gave it.
-    pushed: Option<(Value, u64)>,
+    pushed: Option<(ProxyConfig, u64)>,
     /// When each endpoint group was first seen not ready, by `namespace/name`.
     not_ready_since: BTreeMap<String, Timestamp>,
 }
@@ -58,7 +60,7 @@ impl Standalone {
     ) -> Result<Standalone, Vec<String>> {
         let fingerprint = source.fingerprint();
         let manifests = source.load()?;
-        let state = StandaloneState::load(&state_path).map_err(|e| vec![e])?;
+        let state = StandaloneState::load(&state_path).map_err(|e: StateError| vec![e.to_string()])?;
         let client = metrics.client.clone();
         Ok(Standalone {
             source,
@@ -148,12 +150,12 @@ impl Standalone {
 
     /// Pushes the config the state implies when meshproxy runs anything else (also after a
     /// meshproxy restart, which shows as a generation we did not set).
-    async fn sync_meshproxy(&mut self) -> Result<(), String> {
+    async fn sync_meshproxy(&mut self) -> Result<(), MeshproxyError> {
         let desired = {
             let state = self.state.lock().expect("state lock");
             router::desired_config(&self.manifests, &state)
         };
-        let (generation, _) = self.meshproxy.current().await?;
+        let generation = self.meshproxy.generation().await?;
         if let Some((config, pushed_generation)) = &self.pushed
             && *config == desired
             && *pushed_generation == generation
@@ -163,12 +165,5 @@ impl Standalone {
         let generation = self.meshproxy.replace(&desired).await?;
         self.pushed = Some((desired, generation));
         Ok(())
-    }
-
-    fn save(&self) {
-        let state = self.state.lock().expect("state lock");
-        if let Err(problem) = state.save(&self.state_path) {
-            tracing::error!(%problem, "cannot write the state file");
-        }
     }
 }

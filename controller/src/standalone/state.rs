@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serin_crds::CanaryStatus;
 
+use super::error::StateError;
 use super::groups::EndpointGroup;
 use crate::engine::Routes;
 use crate::state_file;
@@ -109,18 +110,18 @@ impl CanaryRecord {
 }
 
 impl StandaloneState {
-    pub fn load(path: &Path) -> Result<StandaloneState, String> {
+    pub fn load(path: &Path) -> Result<StandaloneState, StateError> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                format!("{}: not a Serin state file: {e}; move it away to start from scratch", path.display())
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StateError::Corrupt { path: path.to_path_buf(), source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StandaloneState::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(source) => Err(StateError::Read { path: path.to_path_buf(), source }),
         }
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
         let json = serde_json::to_vec_pretty(self).expect("the state serializes");
-        state_file::write_atomically(path, &json).map_err(|e| format!("writing {}: {e}", path.display()))
+        state_file::write_atomically(path, &json)
+            .map_err(|source| StateError::Write { path: path.to_path_buf(), source })
     }
 }

@@ -1,5 +1,6 @@
-//! One tick of one Canary in standalone mode: observe, ask the engine (answering its questions with
-//! webhooks and metrics), write the status, then carry out the actions.
+//! Standalone mode as a [`Platform`]: observing reads the state file and probes the endpoint groups;
+//! questions go to webhooks and metrics; status and the effects of actions go to the state file,
+//! from which the meshproxy config is derived.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,29 +9,80 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serin_crds::canary::AlertSeverity;
 
+use serin_crds::CanaryStatus;
+use serin_crds::canary::HookType;
+
 use super::Standalone;
-use super::groups::EndpointGroup;
+use super::error::StandaloneError;
+use super::groups::{EndpointGroup, revision_source};
 use super::manifests::LoadedCanary;
 use super::state::{CanaryRecord, EventRecord, HistoryPoint};
 use crate::analysis::Subject;
 use crate::engine::{
-    Action, Answers, EventKind, Observations, Question, Readiness, RolloutDecision, Step, TickInput, decide,
-    revision::Revision,
+    Action, EventKind, HookOutcome, MetricObservation, Observations, Readiness, RolloutDecision, revision::Revision,
 };
 use crate::hooks::alerts::{AlertMessage, ResolvedProvider};
 use crate::hooks::webhook::HookTarget;
+use crate::reconcile::{CanaryRef, Observed, Platform, reconcile};
 
 /// How long a readiness probe may take per endpoint.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// What one reconcile of one Canary works on, from observing to acting (private to this module).
+pub struct Held {
+    canary_group: EndpointGroup,
+    revision: Revision,
+    record: CanaryRecord,
+}
+
 impl Standalone {
+    /// One reconcile of one Canary through the routine every platform shares.
     pub(super) async fn tick(&mut self, canary: &LoadedCanary) {
-        let Some(canary_group) = self.manifests.group(&canary.namespace, &canary.canary_group()).cloned() else {
-            return;
-        };
+        let reference = canary.reference();
+        match reconcile(self, reference).await {
+            Ok(reconciled) => {
+                let status = &reconciled.decision.status;
+                for (action, problem) in &reconciled.failed {
+                    tracing::warn!(canary = %canary.key(), ?action, %problem, "action failed; it is decided again next tick");
+                }
+                tracing::info!(
+                    canary = %canary.key(),
+                    phase = %status.phase,
+                    weight = status.canary_weight,
+                    failed_checks = status.failed_checks,
+                    message = %status.message,
+                    "tick"
+                );
+            }
+            Err(problem) => tracing::error!(canary = %canary.key(), %problem, label = problem.label(), "tick failed"),
+        }
+    }
+
+    fn store(&self, key: String, record: CanaryRecord) -> Result<(), StandaloneError> {
+        let mut state = self.state.lock().expect("state lock");
+        state.canaries.insert(key, record);
+        state.save(&self.state_path).map_err(StandaloneError::from)
+    }
+}
+
+impl Platform for Standalone {
+    type Held = Held;
+    type Error = StandaloneError;
+
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    async fn observe(&mut self, canary: CanaryRef<'_>) -> Result<Observed<Held>, StandaloneError> {
+        let group_name = canary.spec.canary_service_name();
+        let canary_group = self
+            .manifests
+            .group(canary.namespace, &group_name)
+            .cloned()
+            .ok_or_else(|| StandaloneError::MissingGroup { canary: canary.key(), group: group_name })?;
         let record = self.state.lock().expect("state lock").canaries.get(&canary.key()).cloned().unwrap_or_default();
-        let revision = Revision::of(&canary_group.revision_source(), BTreeMap::new());
-        let observed = Observations {
+        let revision = Revision::of(&revision_source(&canary_group), BTreeMap::new());
+        let observations = Observations {
             revision: revision.clone(),
             primary_revision: record.primary_revision.clone(),
             primary: match &record.primary {
@@ -46,8 +98,28 @@ impl Standalone {
             deleting: false,
             operator: None,
         };
-        let decision = self.decide(canary, &record, &observed).await;
-        let mut record = record;
+        Ok(Observed { status: record.status.clone(), observations, held: Held { canary_group, revision, record } })
+    }
+
+    async fn run_hooks(&mut self, canary: CanaryRef<'_>, kind: HookType, observed: &Observed<Held>) -> HookOutcome {
+        let phase = observed.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        let target =
+            HookTarget { name: canary.name, namespace: canary.namespace, phase, checksum: &observed.held.revision.id };
+        self.webhooks.run(kind, &canary.spec.analysis.webhooks, &target).await
+    }
+
+    async fn measure(&mut self, canary: CanaryRef<'_>, _observed: &Observed<Held>) -> Vec<MetricObservation> {
+        let subject = Subject { name: canary.name, namespace: canary.namespace, spec: canary.spec };
+        self.metrics.measure(subject, &self.manifests.catalog).await
+    }
+
+    async fn write_status(
+        &mut self,
+        canary: CanaryRef<'_>,
+        held: &mut Held,
+        decision: &RolloutDecision,
+    ) -> Result<(), StandaloneError> {
+        let record = &mut held.record;
         record.status = Some(decision.status.clone());
         let requeue =
             jiff::SignedDuration::try_from(decision.requeue_after).unwrap_or(jiff::SignedDuration::from_secs(1));
@@ -59,72 +131,22 @@ impl Standalone {
             failed_checks: decision.status.failed_checks,
             metrics: decision.status.metrics.iter().map(|m| (m.name.clone(), (m.value, m.primary_value))).collect(),
         });
-        // The status first, then the actions: a crash in between re-issues them on the next tick.
-        self.store(canary, record.clone());
-        for action in &decision.actions {
-            self.carry_out(canary, &canary_group, &revision, &mut record, action).await;
-        }
-        self.store(canary, record);
-        tracing::info!(
-            canary = %canary.key(),
-            phase = %decision.status.phase,
-            weight = decision.status.canary_weight,
-            failed_checks = decision.status.failed_checks,
-            message = %decision.status.message,
-            "tick"
-        );
-    }
-
-    fn store(&self, canary: &LoadedCanary, record: CanaryRecord) {
-        self.state.lock().expect("state lock").canaries.insert(canary.key(), record);
-        self.save();
-    }
-
-    async fn decide(&self, canary: &LoadedCanary, record: &CanaryRecord, observed: &Observations) -> RolloutDecision {
-        let mut answers = Answers::default();
-        loop {
-            let input = TickInput {
-                name: &canary.name,
-                spec: &canary.spec,
-                generation: canary.generation,
-                status: record.status.as_ref(),
-                observed,
-                answers: &answers,
-                now: Timestamp::now(),
-            };
-            match decide(&input) {
-                Step::Decided(decision) => return *decision,
-                Step::Need(Question::Hooks(kind)) => {
-                    let phase = record.status.as_ref().map(|s| s.phase).unwrap_or_default();
-                    let target = HookTarget {
-                        name: &canary.name,
-                        namespace: &canary.namespace,
-                        phase,
-                        checksum: &observed.revision.id,
-                    };
-                    let outcome = self.webhooks.run(kind, &canary.spec.analysis.webhooks, &target).await;
-                    answers.hooks.insert(kind, outcome);
-                }
-                Step::Need(Question::Metrics) => {
-                    let subject = Subject { name: &canary.name, namespace: &canary.namespace, spec: &canary.spec };
-                    answers.metrics = Some(self.metrics.measure(subject, &self.manifests.catalog).await);
-                }
-            }
-        }
+        self.store(canary.key(), record.clone())
     }
 
     async fn carry_out(
         &mut self,
-        canary: &LoadedCanary,
-        canary_group: &EndpointGroup,
-        revision: &Revision,
-        record: &mut CanaryRecord,
+        canary: CanaryRef<'_>,
+        held: &mut Held,
+        decision: &RolloutDecision,
         action: &Action,
-    ) {
+    ) -> Result<(), StandaloneError> {
+        let Held { canary_group, revision, record } = held;
+        let primary_group = || canary_group.renamed(&canary.spec.primary_service_name());
         match action {
             Action::InitializePrimary => {
                 if record.primary.is_none() {
-                    record.primary = Some(canary_group.renamed(&canary.primary_group()));
+                    record.primary = Some(primary_group());
                     record.primary_revision = Some(revision.id.clone());
                 }
                 record.routes.get_or_insert(crate::engine::Routes::with_canary(0, false).into());
@@ -134,18 +156,18 @@ impl Standalone {
             Action::ScaleCanaryToZero => record.canary_scaled_to_zero = true,
             Action::Promote { revision: promoted } => {
                 // The canary's endpoints become the primary's: what "copy the spec" means here.
-                record.primary = Some(canary_group.renamed(&canary.primary_group()));
+                record.primary = Some(primary_group());
                 record.primary_revision = Some(promoted.clone());
             }
             Action::RemoveFinalizer => {}
             Action::RunHooks { kind, phase } => {
                 let target = HookTarget {
-                    name: &canary.name,
-                    namespace: &canary.namespace,
+                    name: canary.name,
+                    namespace: canary.namespace,
                     phase: *phase,
                     checksum: &revision.id,
                 };
-                if let crate::engine::HookOutcome::Failed { hook, message } =
+                if let HookOutcome::Failed { hook, message } =
                     self.webhooks.run(*kind, &canary.spec.analysis.webhooks, &target).await
                 {
                     tracing::warn!(canary = %canary.key(), %hook, %message, "{kind} webhook failed");
@@ -163,22 +185,28 @@ impl Standalone {
                     reason: reason.clone(),
                     message: message.clone(),
                 });
-                let phase = record.status.as_ref().map(|s| s.phase).unwrap_or_default();
+                let phase = decision.status.phase;
                 let target =
-                    HookTarget { name: &canary.name, namespace: &canary.namespace, phase, checksum: &revision.id };
+                    HookTarget { name: canary.name, namespace: canary.namespace, phase, checksum: &revision.id };
                 for problem in self.webhooks.post_event(&canary.spec.analysis.webhooks, &target, kind, message).await {
                     tracing::warn!(canary = %canary.key(), %problem, "event webhook failed");
                 }
             }
-            Action::Alert { severity, message } => self.alert(canary, record, *severity, message).await,
+            Action::Alert { severity, message } => self.alert(canary, &decision.status, *severity, message).await,
         }
+        Ok(())
     }
 
-    async fn alert(&self, canary: &LoadedCanary, record: &CanaryRecord, severity: AlertSeverity, message: &str) {
-        let status = record.status.clone().unwrap_or_default();
+    async fn finish(&mut self, canary: CanaryRef<'_>, held: Held) -> Result<(), StandaloneError> {
+        self.store(canary.key(), held.record)
+    }
+}
+
+impl Standalone {
+    async fn alert(&self, canary: CanaryRef<'_>, status: &CanaryStatus, severity: AlertSeverity, message: &str) {
         let alert = AlertMessage {
-            name: &canary.name,
-            namespace: &canary.namespace,
+            name: canary.name,
+            namespace: canary.namespace,
             severity,
             message,
             fields: vec![
@@ -190,7 +218,7 @@ impl Standalone {
         let providers = &self.manifests.alert_providers;
         let catalog = &self.manifests.catalog;
         let resolve = |alert: &serin_crds::canary::CanaryAlert| {
-            let namespace = alert.provider_ref.namespace.clone().unwrap_or_else(|| canary.namespace.clone());
+            let namespace = alert.provider_ref.namespace.clone().unwrap_or_else(|| canary.namespace.to_string());
             let (name, spec) = providers
                 .get(&(namespace.clone(), alert.provider_ref.name.clone()))
                 .ok_or_else(|| format!("AlertProvider {namespace}/{} not found", alert.provider_ref.name))?;
