@@ -52,15 +52,17 @@ async fn builtins_from_meshproxys_own_metrics_with_a_request_floor() {
     let subject = Subject { name: "podinfo", namespace: "test", spec: &spec };
     assert_eq!(sources.check_online(subject, &catalog).await, Vec::<String>::new());
 
-    // One sample so far: no data, and it says why.
+    // One sample so far: the source is warming up (a fresh controller), and it says why.
     let first = sources.measure(subject, &catalog).await;
-    assert!(matches!(&first[0].value, MetricValue::NoData(_)), "{first:?}");
+    assert!(matches!(&first[0].value, MetricValue::Warming(why) if why.contains("since it started")), "{first:?}");
 
-    // Too few requests is no data, not a pass.
+    // Too few requests is never a pass; before the scraper has covered the window it is not yet
+    // evidence either.
     let failed_early = support::traffic(mesh.proxy, 5).await;
     let few = sources.measure(subject, &catalog).await;
-    let MetricValue::NoData(why) = &few[0].value else { panic!("{few:?}") };
+    let MetricValue::Warming(why) = &few[0].value else { panic!("{few:?}") };
     assert!(why.starts_with("only 5 requests reached podinfo-canary"), "{why}");
+    assert!(why.contains("of the 1m window since it started"), "{why}");
 
     let failed = support::traffic(mesh.proxy, 200).await;
     let results = sources.measure(subject, &catalog).await;
@@ -70,11 +72,19 @@ async fn builtins_from_meshproxys_own_metrics_with_a_request_floor() {
     assert!((success - expected).abs() < 1e-9, "success rate {success}, expected {expected}");
     assert!(success < 90.0, "a canary failing 30 % is below 90: {success}");
     // The primary got nothing: its comparison side is no data.
-    assert!(matches!(&results[0].primary, Some(MetricValue::NoData(why)) if why.contains("podinfo-primary")));
+    assert!(matches!(&results[0].primary, Some(MetricValue::Warming(why)) if why.contains("podinfo-primary")));
     let p99 = value(&results[1].value);
     assert!((25.0..=100.0).contains(&p99), "p99 of a backend adding 25 ms: {p99}");
     assert!(value(&results[2].value) > 0.0);
     assert!(value(&results[3].value) >= 25.0);
+
+    // Once the scraper has covered a (short) window, a thin one is too few requests: evidence the
+    // engine weighs against thinTrafficTimeout.
+    let short = canary("      - {name: request-success-rate, interval: 1s, thresholdRange: {min: 99}}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let results = sources.measure(Subject { name: "podinfo", namespace: "test", spec: &short }, &catalog).await;
+    let MetricValue::TooFewRequests(why) = &results[0].value else { panic!("{results:?}") };
+    assert!(why.starts_with("only 0 requests reached podinfo-canary"), "{why}");
 
     let bad = canary("      - {name: bad, templateRef: {name: bad}, thresholdRange: {max: 1}}");
     let results = sources.measure(Subject { name: "podinfo", namespace: "test", spec: &bad }, &catalog).await;
@@ -99,5 +109,5 @@ async fn an_unreachable_meshproxy_is_reported_by_the_availability_check() {
     assert_eq!(problems.len(), 1);
     assert!(problems[0].contains("scraping meshproxy") && problems[0].contains(&target), "{problems:?}");
     let results = sources.measure(subject, &Catalog::default()).await;
-    assert!(matches!(&results[0].value, MetricValue::NoData(why) if why.contains("scraped 0 time(s)")), "{results:?}");
+    assert!(matches!(&results[0].value, MetricValue::Warming(why) if why.contains("scraped 0 time(s)")), "{results:?}");
 }

@@ -91,7 +91,7 @@ async fn builtins_templates_and_result_shapes_against_a_real_prometheus() {
     let results = measure(&sources, &idle, &Catalog::default()).await;
     assert_eq!(
         results["request-success-rate"].0,
-        MetricValue::NoData("fewer than 10 requests reached other-canary in the last 1m".into())
+        MetricValue::TooFewRequests("fewer than 10 requests reached other-canary in the last 1m".into())
     );
 
     // Templates: placeholders, a missing variable, and each answer shape.

@@ -425,6 +425,12 @@ pub struct CanaryAnalysis {
     /// Failed checks that roll the canary back. Default 1 when unset or <= 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<i32>,
+    /// How long a step may wait for enough requests to judge (Serin). Until a metric's window holds
+    /// the request floor, counted from the last traffic shift, the step holds without counting a
+    /// failure; past this it counts as no data (see `onNoData`). Default: five intervals, at least 1m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub thin_traffic_timeout: Option<String>,
     /// Highest canary weight before promotion (canary strategy with `stepWeight`). Default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]

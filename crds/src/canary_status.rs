@@ -112,6 +112,10 @@ pub struct CanaryStatus {
     /// When the last analysis step ran; the next one is due one interval later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_step_time: Option<Time>,
+    /// When the route last changed (weight or mirroring): the metrics gather evidence from here, and
+    /// thin traffic counts as no data only `thinTrafficTimeout` after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_traffic_shift_time: Option<Time>,
     /// The latest result of every metric, in spec order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricResult>,
@@ -163,6 +167,9 @@ pub enum MetricOutcome {
     Failed,
     NoData,
     Error,
+    /// Not enough evidence yet: too few requests since the last traffic shift, or a metrics source
+    /// that has not yet covered its window since it started. The step holds without counting.
+    Pending,
 }
 
 /// Condition types written to `status.conditions`.

@@ -58,6 +58,7 @@ fn validate_analysis(analysis: &CanaryAnalysis, errors: &mut Vec<FieldError>) {
         errors.push(err(path, format!("set exactly one of stepWeight, stepWeights or iterations (found {found})")));
     }
     check_duration(errors, &format!("{path}.interval"), analysis.interval.as_deref());
+    check_duration(errors, &format!("{path}.thinTrafficTimeout"), analysis.thin_traffic_timeout.as_deref());
     for (field, value) in [
         ("maxWeight", analysis.max_weight),
         ("stepWeightPromotion", analysis.step_weight_promotion),

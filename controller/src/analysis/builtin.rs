@@ -2,6 +2,8 @@
 //! and computed from scraped deltas for the embedded provider. Both report no data below a floor
 //! of requests, so a canary nobody called is never judged healthy.
 
+use serin_meshproxy_api::metrics::{self as names, label};
+
 use crate::engine::MetricValue;
 
 use super::scrape::WindowDelta;
@@ -37,19 +39,21 @@ impl Builtin {
     /// The PromQL for this metric on `context.backend` over `context.interval`. Builtins that judge
     /// quality are empty (no data) below `min_requests`.
     pub fn promql(self, context: &QueryContext, min_requests: u64) -> String {
-        let selector = format!("namespace=\"{}\",backend=\"{}\"", context.namespace, context.backend);
+        let selector =
+            format!("{}=\"{}\",{}=\"{}\"", label::NAMESPACE, context.namespace, label::BACKEND, context.backend);
+        let errors = format!("{selector},{}=\"{}\"", label::CLASS, label::SERVER_ERROR_CLASS);
         let window = &context.interval;
-        let floor =
-            format!("and on() (sum(increase(meshproxy_requests_total{{{selector}}}[{window}])) >= {min_requests})");
+        let (requests, buckets) = (names::REQUESTS_TOTAL, names::REQUEST_DURATION_BUCKET);
+        let floor = format!("and on() (sum(increase({requests}{{{selector}}}[{window}])) >= {min_requests})");
         match self {
             // `or vector(0)`: with no 5xx at all the error series do not exist, which means 100 %.
             Builtin::SuccessRate => format!(
-                "100 * (1 - ((sum(rate(meshproxy_requests_total{{{selector},class=\"5xx\"}}[{window}])) or vector(0)) / sum(rate(meshproxy_requests_total{{{selector}}}[{window}])))) {floor}"
+                "100 * (1 - ((sum(rate({requests}{{{errors}}}[{window}])) or vector(0)) / sum(rate({requests}{{{selector}}}[{window}])))) {floor}"
             ),
             Builtin::Duration { quantile } => format!(
-                "histogram_quantile({quantile}, sum by (le) (rate(meshproxy_request_duration_seconds_bucket{{{selector}}}[{window}]))) * 1000 {floor}"
+                "histogram_quantile({quantile}, sum by (le) (rate({buckets}{{{selector}}}[{window}]))) * 1000 {floor}"
             ),
-            Builtin::RequestRate => format!("sum(rate(meshproxy_requests_total{{{selector}}}[{window}]))"),
+            Builtin::RequestRate => format!("sum(rate({requests}{{{selector}}}[{window}]))"),
         }
     }
 
@@ -57,7 +61,7 @@ impl Builtin {
     pub fn from_delta(self, delta: &WindowDelta, context: &QueryContext, min_requests: u64) -> MetricValue {
         let seconds = delta.covered.as_secs_f64();
         if self != Builtin::RequestRate && delta.requests < min_requests as f64 {
-            return MetricValue::NoData(format!(
+            return MetricValue::TooFewRequests(format!(
                 "only {} requests reached {} in the last {:.0}s (at least {min_requests} needed)",
                 delta.requests, context.backend, seconds
             ));
@@ -117,7 +121,7 @@ mod tests {
         };
         let few = Builtin::SuccessRate.from_delta(&delta(3.0, 0.0), &context(), 10);
         assert!(
-            matches!(&few, MetricValue::NoData(why) if why.contains("only 3 requests reached podinfo-canary")),
+            matches!(&few, MetricValue::TooFewRequests(why) if why.contains("only 3 requests reached podinfo-canary")),
             "{few:?}"
         );
         assert_eq!(Builtin::SuccessRate.from_delta(&delta(200.0, 10.0), &context(), 10), MetricValue::Value(95.0));

@@ -194,7 +194,7 @@ impl MetricSources {
                 };
                 match server.query(&query).await {
                     // An empty builtin means the request floor was not met.
-                    MetricValue::NoData(_) if is_builtin => MetricValue::NoData(format!(
+                    MetricValue::NoData(_) if is_builtin => MetricValue::TooFewRequests(format!(
                         "fewer than {} requests reached {} in the last {interval}",
                         self.min_requests, context.backend
                     )),
@@ -209,11 +209,21 @@ impl MetricSources {
                 };
                 let key = BackendKey { namespace: context.namespace.clone(), backend: context.backend.clone() };
                 match scraper.delta(&key, window) {
-                    None => MetricValue::NoData(format!(
-                        "meshproxy has been scraped {} time(s); two samples are needed",
+                    None => MetricValue::Warming(format!(
+                        "meshproxy has been scraped {} time(s) since the controller started; two samples are needed",
                         scraper.sample_count()
                     )),
-                    Some(delta) => builtin.from_delta(&delta, &context, self.min_requests),
+                    // A controller that just started has not seen the whole window: a thin one is
+                    // not evidence of anything yet.
+                    Some(delta) => match builtin.from_delta(&delta, &context, self.min_requests) {
+                        MetricValue::TooFewRequests(why) if scraper.sampling_for() < window => {
+                            MetricValue::Warming(format!(
+                                "{why}; the controller has sampled meshproxy for {}s of the {interval} window since it started",
+                                scraper.sampling_for().as_secs()
+                            ))
+                        }
+                        other => other,
+                    },
                 }
             }
         }

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 
+use serin_meshproxy_api::metrics::{self as names, label};
+
 use crate::outbound::Outbound;
 
 /// The series of one backend, summed over meshproxy instances, routes and codes.
@@ -63,6 +65,9 @@ pub struct MeshproxyScraper {
     targets: Vec<String>,
     retention: Duration,
     samples: Mutex<VecDeque<Sample>>,
+    /// The first successful scrape since this process started: before a window has passed since
+    /// then, a thin window says nothing about the canary.
+    first_sample: std::sync::OnceLock<Instant>,
     client: Outbound,
 }
 
@@ -73,7 +78,13 @@ impl MeshproxyScraper {
     /// `targets` are admin base URLs (`http://127.0.0.1:9901`); samples older than `retention` go.
     pub fn new(targets: Vec<String>, retention: Duration, client: Outbound) -> MeshproxyScraper {
         let targets = targets.into_iter().map(|t| t.trim_end_matches('/').to_string()).collect();
-        MeshproxyScraper { targets, retention, samples: Mutex::new(VecDeque::new()), client }
+        MeshproxyScraper {
+            targets,
+            retention,
+            samples: Mutex::new(VecDeque::new()),
+            first_sample: std::sync::OnceLock::new(),
+            client,
+        }
     }
 
     /// Scrapes every target once and keeps the sum as a sample. A target that fails makes the
@@ -85,6 +96,7 @@ impl MeshproxyScraper {
             merge(&mut backends, parse_metrics(&text).map_err(|e| format!("{target}/metrics: {e}"))?);
         }
         let now = Instant::now();
+        self.first_sample.get_or_init(|| now);
         let mut samples = self.samples.lock().expect("scraper lock");
         samples.push_back(Sample { at: now, backends });
         while samples.front().is_some_and(|s| now.duration_since(s.at) > self.retention) {
@@ -130,6 +142,11 @@ impl MeshproxyScraper {
                 .collect(),
             covered: newest.at.duration_since(base.at),
         })
+    }
+
+    /// How long this scraper has been sampling (since its first successful scrape).
+    pub fn sampling_for(&self) -> Duration {
+        self.first_sample.get().map_or(Duration::ZERO, Instant::elapsed)
     }
 
     /// How many samples are kept.
@@ -180,18 +197,18 @@ pub fn parse_metrics(text: &str) -> Result<BTreeMap<BackendKey, BackendCounters>
     let mut backends: BTreeMap<BackendKey, BackendCounters> = BTreeMap::new();
     for sample in scrape.samples {
         let key = |labels: &prometheus_parse::Labels| BackendKey {
-            namespace: labels.get("namespace").unwrap_or_default().to_string(),
-            backend: labels.get("backend").unwrap_or_default().to_string(),
+            namespace: labels.get(label::NAMESPACE).unwrap_or_default().to_string(),
+            backend: labels.get(label::BACKEND).unwrap_or_default().to_string(),
         };
         match (sample.metric.as_str(), &sample.value) {
-            ("meshproxy_requests_total", prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v)) => {
+            (names::REQUESTS_TOTAL, prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v)) => {
                 let entry = backends.entry(key(&sample.labels)).or_default();
                 entry.requests += v;
-                if sample.labels.get("class") == Some("5xx") {
+                if sample.labels.get(label::CLASS) == Some(label::SERVER_ERROR_CLASS) {
                     entry.server_errors += v;
                 }
             }
-            ("meshproxy_request_duration_seconds", prometheus_parse::Value::Histogram(counts)) => {
+            (names::REQUEST_DURATION, prometheus_parse::Value::Histogram(counts)) => {
                 let entry = backends.entry(key(&sample.labels)).or_default();
                 let buckets: Vec<(f64, f64)> = counts.iter().map(|c| (c.less_than, c.count)).collect();
                 add_buckets(&mut entry.buckets, &buckets);

@@ -5,6 +5,8 @@ use serin_crds::{
     canary_status::{MetricOutcome, MetricResult},
 };
 
+use std::time::Duration;
+
 use super::observations::{MetricObservation, MetricValue};
 
 /// What one metric means for the step.
@@ -16,8 +18,21 @@ pub(super) enum Verdict {
     Fail(String),
 }
 
-/// One metric against its range (or the primary) and no-data policy.
-pub(super) fn judge(metric: &CanaryMetric, observation: Option<&MetricObservation>) -> (MetricResult, Verdict) {
+/// How long the current traffic has had to produce evidence, and how long it may take.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Evidence {
+    /// Since the last traffic shift.
+    pub waited: Duration,
+    /// `thinTrafficTimeout`.
+    pub limit: Duration,
+}
+
+/// One metric against its range (or the primary), the evidence rule and the no-data policy.
+pub(super) fn judge(
+    metric: &CanaryMetric,
+    observation: Option<&MetricObservation>,
+    evidence: Evidence,
+) -> (MetricResult, Verdict) {
     let name = metric.name.clone();
     let primary_value = observation.and_then(|o| match &o.primary {
         Some(MetricValue::Value(v)) if v.is_finite() => Some(*v),
@@ -42,9 +57,33 @@ pub(super) fn judge(metric: &CanaryMetric, observation: Option<&MetricObservatio
         (result(None, MetricOutcome::NoData, Some(why)), verdict)
     };
     let error = |why: String| (result(None, MetricOutcome::Error, Some(why.clone())), Verdict::Fail(why));
+    let pending = |why: String, holding: String| {
+        (
+            result(None, MetricOutcome::Pending, Some(why.clone())),
+            Verdict::Hold(format!("metric {name}: {why}; {holding}")),
+        )
+    };
     let value = match observation.map(|o| &o.value) {
         None => return error(format!("metric {name} was not measured")),
         Some(MetricValue::NoData(why)) => return no_data(why.clone()),
+        Some(MetricValue::Warming(why)) => {
+            return pending(why.clone(), "not enough evidence yet, holding without counting".into());
+        }
+        Some(MetricValue::TooFewRequests(why)) if evidence.waited < evidence.limit => {
+            let left = format_duration(evidence.limit - evidence.waited);
+            let holding = format!(
+                "not enough evidence yet, holding without counting (thin traffic counts as no data in {left}, thinTrafficTimeout {})",
+                format_duration(evidence.limit)
+            );
+            return pending(why.clone(), holding);
+        }
+        Some(MetricValue::TooFewRequests(why)) => {
+            return no_data(format!(
+                "{why}; traffic stayed too thin for {} since the last shift (thinTrafficTimeout {})",
+                format_duration(evidence.waited),
+                format_duration(evidence.limit)
+            ));
+        }
         Some(MetricValue::Error(why)) => return error(format!("metric {name} query failed: {why}")),
         Some(MetricValue::Value(v)) if v.is_nan() => return no_data("the query returned NaN".to_string()),
         Some(MetricValue::Value(v)) if v.is_infinite() => {
@@ -56,7 +95,12 @@ pub(super) fn judge(metric: &CanaryMetric, observation: Option<&MetricObservatio
         (Some(comparison), Some(primary)) => against_primary(&name, value, primary, comparison),
         (Some(_), None) if bounds(metric) == (None, None) => {
             let why = match observation.and_then(|o| o.primary.as_ref()) {
-                Some(MetricValue::NoData(why) | MetricValue::Error(why)) => why.clone(),
+                Some(
+                    MetricValue::NoData(why)
+                    | MetricValue::Error(why)
+                    | MetricValue::TooFewRequests(why)
+                    | MetricValue::Warming(why),
+                ) => why.clone(),
                 _ => "no value".to_string(),
             };
             return no_data(format!("the primary has nothing to compare with: {why}"));
@@ -65,6 +109,11 @@ pub(super) fn judge(metric: &CanaryMetric, observation: Option<&MetricObservatio
     };
     let outcome = if problem.is_some() { MetricOutcome::Failed } else { MetricOutcome::Passed };
     (result(Some(value), outcome, problem.clone()), problem.map_or(Verdict::Pass, Verdict::Fail))
+}
+
+/// Whole seconds are what a person reads in a status message.
+fn format_duration(duration: Duration) -> String {
+    serin_crds::duration::format(Duration::from_secs(duration.as_secs()))
 }
 
 /// Three decimals are plenty for a message, and spare readers `71.42857142857143`.
@@ -130,6 +179,11 @@ mod tests {
         MetricObservation { name: "request-success-rate".into(), value: canary, primary }
     }
 
+    /// A judgement a minute after the last shift, with the default five-minute timeout.
+    fn judged(metric: &CanaryMetric, observation: Option<&MetricObservation>) -> (MetricResult, Verdict) {
+        judge(metric, observation, Evidence { waited: Duration::from_secs(60), limit: Duration::from_secs(300) })
+    }
+
     fn within(points: f64) -> Option<PrimaryComparison> {
         Some(PrimaryComparison { max_decrease: Some(points), max_increase: None })
     }
@@ -137,7 +191,7 @@ mod tests {
     #[test]
     fn a_bad_hour_for_every_version_passes_when_compared_to_the_primary() {
         let metric = success_rate(within(1.0), Some(99.0));
-        let (result, verdict) = judge(&metric, Some(&seen(MetricValue::Value(90.5), Some(MetricValue::Value(91.0)))));
+        let (result, verdict) = judged(&metric, Some(&seen(MetricValue::Value(90.5), Some(MetricValue::Value(91.0)))));
         assert!(matches!(verdict, Verdict::Pass));
         assert_eq!((result.value, result.primary_value), (Some(90.5), Some(91.0)));
     }
@@ -145,7 +199,7 @@ mod tests {
     #[test]
     fn a_canary_further_below_the_primary_than_allowed_fails_and_says_by_how_much() {
         let metric = success_rate(within(1.0), None);
-        let (result, verdict) = judge(&metric, Some(&seen(MetricValue::Value(97.0), Some(MetricValue::Value(99.5)))));
+        let (result, verdict) = judged(&metric, Some(&seen(MetricValue::Value(97.0), Some(MetricValue::Value(99.5)))));
         let Verdict::Fail(why) = verdict else { panic!("expected a failure") };
         assert_eq!(why, "metric request-success-rate 97 is 2.5 below the primary's 99.5 (at most 1 allowed)");
         assert_eq!(result.outcome, MetricOutcome::Failed);
@@ -159,20 +213,20 @@ mod tests {
             ..CanaryMetric::default()
         };
         let pass = seen(MetricValue::Value(140.0), Some(MetricValue::Value(100.0)));
-        assert!(matches!(judge(&metric, Some(&pass)).1, Verdict::Pass));
+        assert!(matches!(judged(&metric, Some(&pass)).1, Verdict::Pass));
         let fail = seen(MetricValue::Value(151.0), Some(MetricValue::Value(100.0)));
-        assert!(matches!(judge(&metric, Some(&fail)).1, Verdict::Fail(_)));
+        assert!(matches!(judged(&metric, Some(&fail)).1, Verdict::Fail(_)));
     }
 
     #[test]
     fn without_primary_data_the_range_applies_or_else_it_is_no_data() {
         let primary_empty = Some(MetricValue::NoData("no requests reached the primary".into()));
         let with_range = success_rate(within(1.0), Some(99.0));
-        let (_, verdict) = judge(&with_range, Some(&seen(MetricValue::Value(98.0), primary_empty.clone())));
+        let (_, verdict) = judged(&with_range, Some(&seen(MetricValue::Value(98.0), primary_empty.clone())));
         assert!(matches!(verdict, Verdict::Fail(why) if why.contains("below the minimum 99")));
 
         let without_range = success_rate(within(1.0), None);
-        let (result, verdict) = judge(&without_range, Some(&seen(MetricValue::Value(98.0), primary_empty)));
+        let (result, verdict) = judged(&without_range, Some(&seen(MetricValue::Value(98.0), primary_empty)));
         assert_eq!(result.outcome, MetricOutcome::NoData);
         assert!(matches!(verdict, Verdict::Fail(why) if why.contains("no requests reached the primary")));
     }
@@ -180,8 +234,36 @@ mod tests {
     #[test]
     fn an_infinite_value_is_an_error_not_a_pass() {
         let metric = success_rate(None, Some(99.0));
-        let (result, verdict) = judge(&metric, Some(&seen(MetricValue::Value(f64::INFINITY), None)));
+        let (result, verdict) = judged(&metric, Some(&seen(MetricValue::Value(f64::INFINITY), None)));
         assert_eq!(result.outcome, MetricOutcome::Error);
         assert!(matches!(verdict, Verdict::Fail(why) if why.contains("division by zero")));
+    }
+
+    #[test]
+    fn too_few_requests_hold_until_the_timeout_then_follow_the_no_data_policy() {
+        let metric = success_rate(None, Some(99.0));
+        let thin =
+            seen(MetricValue::TooFewRequests("only 3 requests reached podinfo-canary in the last 1m".into()), None);
+        let early = Evidence { waited: Duration::from_secs(5), limit: Duration::from_secs(60) };
+        let (result, verdict) = judge(&metric, Some(&thin), early);
+        assert_eq!(result.outcome, MetricOutcome::Pending);
+        let Verdict::Hold(why) = verdict else { panic!("expected a hold") };
+        assert!(why.contains("not enough evidence yet") && why.contains("in 55s"), "{why}");
+
+        let late = Evidence { waited: Duration::from_secs(61), limit: Duration::from_secs(60) };
+        let (result, verdict) = judge(&metric, Some(&thin), late);
+        assert_eq!(result.outcome, MetricOutcome::NoData);
+        let Verdict::Fail(why) = verdict else { panic!("onNoData: Fail counts thin traffic past the timeout") };
+        assert!(why.contains("traffic stayed too thin for 1m1s"), "{why}");
+    }
+
+    #[test]
+    fn a_warming_source_always_holds() {
+        let metric = success_rate(None, Some(99.0));
+        let warming = seen(MetricValue::Warming("the scraper started 2s ago".into()), None);
+        let late = Evidence { waited: Duration::from_secs(3600), limit: Duration::from_secs(60) };
+        let (result, verdict) = judge(&metric, Some(&warming), late);
+        assert_eq!(result.outcome, MetricOutcome::Pending);
+        assert!(matches!(verdict, Verdict::Hold(_)));
     }
 }

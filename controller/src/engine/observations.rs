@@ -106,10 +106,18 @@ pub struct MetricObservation {
     pub primary: Option<MetricValue>,
 }
 
-/// A measured value, no data (empty result or NaN, with why), or an error reaching the provider.
+/// A measured value, no data (empty result or NaN, with why), not enough evidence yet, or an error
+/// reaching the provider.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricValue {
     Value(f64),
     NoData(String),
+    /// Fewer requests in the window than the builtin metrics' floor. Right after a traffic shift this
+    /// is not yet evidence of anything: the step holds, and only traffic that stays this thin past
+    /// `thinTrafficTimeout` counts as no data.
+    TooFewRequests(String),
+    /// The source has not yet covered the metric's window since it started (the embedded scraper
+    /// after a controller restart): never counted, whatever the policy.
+    Warming(String),
     Error(String),
 }

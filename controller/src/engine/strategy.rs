@@ -95,6 +95,16 @@ impl CanarySteps {
 
 /// The analysis interval: `analysis.interval`, default 60s. Flagger floors it at 10s; Serin floors it
 /// at 1s so demos and end-to-end tests can step quickly.
+/// How long a step waits for enough requests before thin traffic counts as no data: the
+/// analysis' `thinTrafficTimeout`, else five intervals and at least a minute.
+pub fn thin_traffic_timeout(analysis: &CanaryAnalysis) -> Duration {
+    analysis
+        .thin_traffic_timeout
+        .as_deref()
+        .and_then(|text| serin_crds::duration::parse(text).ok())
+        .unwrap_or_else(|| (interval(analysis) * 5).max(Duration::from_secs(60)))
+}
+
 pub fn interval(analysis: &CanaryAnalysis) -> Duration {
     let parsed = analysis
         .interval
@@ -162,5 +172,9 @@ mod tests {
         let fast = CanaryAnalysis { interval: Some("100ms".into()), threshold: Some(-3), ..Default::default() };
         assert_eq!(interval(&fast), Duration::from_secs(1));
         assert_eq!(threshold(&fast), 1);
+        assert_eq!(thin_traffic_timeout(&analysis), Duration::from_secs(300));
+        assert_eq!(thin_traffic_timeout(&fast), Duration::from_secs(60));
+        let set = CanaryAnalysis { thin_traffic_timeout: Some("20s".into()), ..Default::default() };
+        assert_eq!(thin_traffic_timeout(&set), Duration::from_secs(20));
     }
 }

@@ -14,7 +14,7 @@ use serin_crds::{
 
 use super::conditions::{self, StallReason};
 use super::decision::{Action, EventKind, Question, RolloutDecision, Step};
-use super::judge::{Verdict, judge};
+use super::judge::{Evidence, Verdict, judge};
 use super::observations::{Answers, HookOutcome, Observations, Readiness, Routes};
 use super::strategy::{self, Strategy};
 
@@ -162,6 +162,7 @@ impl<'a> Tick<'a> {
     pub fn route(&mut self, canary: i32, mirror: bool) {
         let canary = canary.clamp(0, 100);
         self.status.canary_weight = canary;
+        self.status.last_traffic_shift_time = Some(Time(self.input.now));
         self.actions.push(Action::SetRoutes(Routes::with_canary(canary as u8, mirror)));
     }
 
@@ -502,6 +503,7 @@ impl<'a> Tick<'a> {
             return false;
         }
         self.actions.push(Action::SetRoutes(wanted));
+        self.status.last_traffic_shift_time = Some(Time(self.input.now));
         true
     }
 
@@ -525,12 +527,17 @@ impl<'a> Tick<'a> {
             return Ok(Flow::Continue);
         }
         let observed = self.input.answers.metrics.as_ref().ok_or(Question::Metrics)?;
+        let shifted = self.status.last_traffic_shift_time.as_ref().or(self.status.last_transition_time.as_ref());
+        let evidence = Evidence {
+            waited: shifted.map_or(Duration::ZERO, |t| self.input.now.duration_since(t.0).unsigned_abs()),
+            limit: strategy::thin_traffic_timeout(self.analysis),
+        };
         let mut results = Vec::new();
         let mut failure: Option<String> = None;
         let mut holds: Vec<String> = Vec::new();
         for metric in &self.analysis.metrics {
             let observation = observed.iter().find(|m| m.name == metric.name);
-            let (result, verdict) = judge(metric, observation);
+            let (result, verdict) = judge(metric, observation, evidence);
             match verdict {
                 Verdict::Pass => {}
                 Verdict::Hold(why) => holds.push(why),
