@@ -154,6 +154,73 @@ async fn a_controller_killed_mid_analysis_resumes_the_same_rollout() {
     assert_eq!(rig.traffic.transport_errors.load(Ordering::Relaxed), 0);
 }
 
+/// Metrics with the controller's defaults: no `onNoData`, so no data counts as a failed check.
+const DEFAULT_POLICY_METRICS: &str = "    metrics:
+      - {name: request-success-rate, interval: 10s, thresholdRange: {min: 95}}
+      - {name: request-duration, interval: 10s, thresholdRange: {max: 500}}";
+
+/// Starts a healthy v2 rollout under the controller's default flags and `requests_per_second`.
+async fn healthy_rollout_with_defaults(analysis: &str, requests_per_second: u32) -> Rig {
+    let v1 = support::app("v1", 0.0, 0).await;
+    let v2 = support::app("v2", 0.0, 0).await;
+    let yaml = canary_yaml(&format!("{analysis}\n{DEFAULT_POLICY_METRICS}"));
+    let rig = Rig::start_with_defaults(&yaml, v1).await;
+    rig.start_traffic(requests_per_second, None);
+    rig.point_canary_at(v2, "v2");
+    rig
+}
+
+/// Not one failed check anywhere in the run's history, or the events that say why.
+fn assert_no_failed_check(record: &serin_controller::standalone::state::CanaryRecord) {
+    let counted: Vec<i32> = record.history.iter().map(|p| p.failed_checks).filter(|n| *n > 0).collect();
+    let warnings: Vec<&str> =
+        record.events.iter().filter(|e| e.kind == "Warning").map(|e| e.message.as_str()).collect();
+    assert!(counted.is_empty() && warnings.is_empty(), "a healthy canary counted failures: {warnings:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_sigkills_during_a_healthy_rollout_never_count_against_it() {
+    let mut rig = healthy_rollout_with_defaults("    threshold: 1\n    stepWeight: 10\n    maxWeight: 50", 60).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    for kill in 0..3 {
+        // Each kill lands while the canary takes traffic and its analysis runs.
+        while rig
+            .record()
+            .and_then(|r| r.status)
+            .is_none_or(|s| s.phase != CanaryPhase::Progressing || s.canary_weight < 10)
+        {
+            assert!(std::time::Instant::now() < deadline, "kill {kill}: the rollout never got under way");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1200 + 400 * kill)).await;
+        if rig.phase() != Some(CanaryPhase::Progressing) {
+            break;
+        }
+        rig.kill_controller();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        rig.start_controller();
+    }
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], Duration::from_secs(120)).await;
+    assert_eq!(record.status.as_ref().unwrap().phase, CanaryPhase::Succeeded, "{:#?}", record.events);
+    assert_no_failed_check(&record);
+    let restarts = rig.logs().matches("serin standalone controller running").count();
+    assert!(restarts >= 2, "the controller was restarted mid-run: {restarts} starts");
+    assert_eq!(rig.serving_version().await, "v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_canary_on_thin_traffic_waits_for_evidence_instead_of_failing() {
+    // 10 % of 50 req/s is about 5 requests a second to the canary against a floor of 10: right
+    // after each shift the window holds too few. One counted check would roll it back.
+    let rig = healthy_rollout_with_defaults("    threshold: 1\n    stepWeight: 10\n    maxWeight: 30", 50).await;
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], Duration::from_secs(90)).await;
+    assert_eq!(record.status.as_ref().unwrap().phase, CanaryPhase::Succeeded, "{:#?}", record.events);
+    assert_no_failed_check(&record);
+    let weights: Vec<i32> = record.history.iter().map(|p| p.canary_weight).collect();
+    assert!(weights.contains(&10) && weights.contains(&30), "weights went {weights:?}");
+    assert_eq!(rig.serving_version().await, "v2");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_manifest_is_reported_by_file_and_field_and_the_last_good_set_keeps_running() {
     let v1 = support::app("v1", 0.0, 0).await;

@@ -23,6 +23,8 @@ pub struct Rig {
     pub mesh: Mesh,
     pub api: SocketAddr,
     controller: Option<Child>,
+    /// Flags the controller starts with, beyond the manifests, meshproxy and API.
+    controller_flags: Vec<&'static str>,
     pub traffic: Traffic,
 }
 
@@ -39,6 +41,15 @@ impl Rig {
     /// Writes `canary_yaml` and a services file whose `podinfo-canary` group runs `first`, starts
     /// the controller, and waits until the Canary is Initialized.
     pub async fn start(canary_yaml: &str, first: SocketAddr) -> Rig {
+        Rig::start_with_flags(canary_yaml, first, &["--scrape-interval", "500ms", "--min-requests", "5"]).await
+    }
+
+    /// As [`Rig::start`], with the controller's own defaults for scraping and the request floor.
+    pub async fn start_with_defaults(canary_yaml: &str, first: SocketAddr) -> Rig {
+        Rig::start_with_flags(canary_yaml, first, &[]).await
+    }
+
+    async fn start_with_flags(canary_yaml: &str, first: SocketAddr, flags: &[&'static str]) -> Rig {
         let dir = TempDir::new("standalone");
         std::fs::write(dir.path().join("canary.yaml"), canary_yaml).unwrap();
         let mut rig = Rig {
@@ -46,6 +57,7 @@ impl Rig {
             mesh: mesh_with("services: []").await,
             api: SocketAddr::from(([127, 0, 0, 1], 0)),
             controller: None,
+            controller_flags: flags.to_vec(),
             traffic: Traffic::default(),
         };
         rig.point_canary_at(first, "v1");
@@ -69,13 +81,19 @@ impl Rig {
     /// Starts the controller with its API on an ephemeral port (a port picked in advance could be
     /// taken by a parallel test) and learns the port from its first log line.
     pub fn start_controller(&mut self) {
+        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        if !self.logs().is_empty() && !self.logs().ends_with('\n') {
+            // A controller killed in the middle of a line: end it, so the next start's first line
+            // is a line of its own.
+            std::io::Write::write_all(&mut log, b"\n").unwrap();
+        }
         let lines_before = self.logs().lines().count();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_serin-controller"))
             .args(["standalone", "--manifests"])
             .arg(self.dir.path())
             .args(["--meshproxy-admin", &format!("http://{}", self.mesh.admin)])
-            .args(["--api", "127.0.0.1:0", "--scrape-interval", "500ms", "--min-requests", "5"])
+            .args(["--api", "127.0.0.1:0"])
+            .args(&self.controller_flags)
             .stdout(log)
             .stderr(Stdio::inherit())
             .spawn()
