@@ -161,7 +161,7 @@ async fn gates_open_through_the_api_answer_webhooks_and_survive_a_restart() {
     assert!(reply.body_excerpt(500).contains("unknown gate \\\"deploy\\\""), "{}", reply.body_excerpt(500));
 
     std::fs::write(&file, "not json").unwrap();
-    let problem = GateStore::open_file(&file).err().unwrap();
+    let problem = GateStore::open_file(&file).err().unwrap().to_string();
     assert!(problem.contains("not a gate file"), "{problem}");
 }
 
@@ -247,6 +247,8 @@ async fn alerts_reach_each_provider_type_in_its_format_filtered_by_severity() {
     // A receiver that refuses is reported with its answer; a provider without an address is named.
     let refusing = ResolvedProvider::resolve("x", &provider("slack", "/fail"), None).unwrap();
     let problem = sender.send(&refusing, &message(AlertSeverity::Error)).await.unwrap_err();
+    assert_eq!(problem.label(), "bad_status");
+    let problem = problem.to_string();
     assert!(problem.contains("500") && problem.contains("load test failed"), "{problem}");
     let no_address: AlertProviderSpec =
         serde_json::from_value(serde_json::json!({"type": "slack", "secretRef": {"name": "slack"}})).unwrap();
