@@ -1,9 +1,10 @@
 //! The controller's HTTP client for everything it calls out to: Prometheus, webhooks, alert
-//! receivers and meshproxy's admin API. One pooled reqwest client per TLS mode, TLS from rustls
-//! with ring, a deadline on every call (connect, headers and body together), a cap on response
-//! bodies, and errors that name the URL.
+//! receivers and meshproxy's admin API. One pooled reqwest client per TLS mode, and one per HTTP
+//! proxy an AlertProvider names; TLS is rustls with ring; a deadline on every call (connect,
+//! headers and body together), a cap on response bodies, and errors that name the URL.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -24,6 +25,16 @@ struct Clients {
     verified: reqwest::Client,
     /// For `insecureSkipVerify` / `disableTLS`: accepts any server certificate.
     unverified: reqwest::Client,
+    tls: TlsConfigs,
+    /// One client per proxy and TLS mode, built on first use: each keeps its own pool of
+    /// connections to its proxy. Proxies come from AlertProviders, so there are few.
+    proxied: Mutex<HashMap<(HttpProxy, bool), reqwest::Client>>,
+}
+
+/// Kept to build proxied clients without reading the system's roots again.
+struct TlsConfigs {
+    verified: rustls::ClientConfig,
+    unverified: rustls::ClientConfig,
 }
 
 /// A whole response.
@@ -68,6 +79,10 @@ pub enum OutboundError {
     /// The request itself cannot be sent, e.g. its URL is not absolute.
     #[error("{url}: {reason}")]
     BadRequest { url: String, reason: String },
+    #[error("{url}: could not go through the proxy {proxy}: {reason}")]
+    ProxyUnreachable { url: String, proxy: String, reason: String },
+    #[error("{url}: the proxy {proxy} answered {status}: {hint}")]
+    ProxyAuth { url: String, proxy: String, status: StatusCode, hint: &'static str },
 }
 
 impl OutboundError {
@@ -81,11 +96,98 @@ impl OutboundError {
             OutboundError::Failed { .. } => "failed",
             OutboundError::TooLarge { .. } => "too_large",
             OutboundError::BadRequest { .. } => "bad_request",
+            OutboundError::ProxyUnreachable { .. } => "proxy_unreachable",
+            OutboundError::ProxyAuth { .. } => "proxy_auth",
+        }
+    }
+
+    /// Whether the call went through a proxy and the proxy is what failed.
+    pub fn is_proxy(&self) -> bool {
+        matches!(self, OutboundError::ProxyUnreachable { .. } | OutboundError::ProxyAuth { .. })
+    }
+}
+
+/// An HTTP forward proxy: `http://[user[:password]@]host[:port]` (or `https://` for TLS to the
+/// proxy). The credentials, percent-decoded, go in `Proxy-Authorization` as basic auth.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct HttpProxy {
+    /// Without the credentials.
+    url: reqwest::Url,
+    credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for HttpProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password, not even in a debug dump.
+        match &self.credentials {
+            Some((user, _)) => write!(f, "HttpProxy({}, user {user:?})", self.address()),
+            None => write!(f, "HttpProxy({})", self.address()),
         }
     }
 }
 
-/// `text` for messages when it may hold a password: the userinfo is replaced by `***`.
+/// Why a proxy URL cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyUrlError {
+    #[error("not a URL ({0})")]
+    NotAUrl(String),
+    #[error("the scheme is {0:?}; an HTTP proxy URL starts with http:// or https://")]
+    Scheme(String),
+    #[error("it has no host")]
+    NoHost,
+    #[error("it has a path, query or fragment; a proxy URL is only scheme, credentials, host and port")]
+    NotJustAnAddress,
+    #[error("its credentials are not valid UTF-8 once percent-decoded")]
+    Credentials,
+}
+
+impl ProxyUrlError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        "bad_config"
+    }
+}
+
+impl HttpProxy {
+    pub fn parse(text: &str) -> Result<HttpProxy, ProxyUrlError> {
+        let mut url = reqwest::Url::parse(text.trim()).map_err(|e| ProxyUrlError::NotAUrl(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ProxyUrlError::Scheme(url.scheme().to_string()));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(ProxyUrlError::NoHost);
+        }
+        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+            return Err(ProxyUrlError::NotJustAnAddress);
+        }
+        let decode = |part: &str| {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .map(|text| text.into_owned())
+                .map_err(|_| ProxyUrlError::Credentials)
+        };
+        let credentials = if url.username().is_empty() && url.password().is_none() {
+            None
+        } else {
+            Some((decode(url.username())?, decode(url.password().unwrap_or_default())?))
+        };
+        // Cannot fail on an http(s) URL with a host.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        Ok(HttpProxy { url, credentials })
+    }
+
+    /// The proxy's URL without credentials, for messages.
+    pub fn address(&self) -> String {
+        self.url.as_str().trim_end_matches('/').to_string()
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+}
+
+/// `text` for messages when it may hold a proxy's password: the userinfo is replaced by `***`.
 pub fn without_credentials(text: &str) -> String {
     let Some(scheme_end) = text.find("://") else { return text.to_string() };
     let rest = &text[scheme_end + 3..];
@@ -130,7 +232,12 @@ impl Outbound {
             // No proxy, not even one from the environment: calls go where their URL says.
             builder(tls.clone()).no_proxy().build().expect("a client from a rustls config")
         };
-        Outbound(Arc::new(Clients { verified: direct(&verified), unverified: direct(&unverified) }))
+        Outbound(Arc::new(Clients {
+            verified: direct(&verified),
+            unverified: direct(&unverified),
+            tls: TlsConfigs { verified, unverified },
+            proxied: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// Sends `request` and reads the whole response, all within `timeout`.
@@ -141,7 +248,46 @@ impl Outbound {
         skip_tls_verify: bool,
     ) -> Result<Reply, OutboundError> {
         let client = if skip_tls_verify { &self.0.unverified } else { &self.0.verified };
-        execute(client, request, timeout).await
+        execute(client, request, timeout, None).await
+    }
+
+    /// As [`Outbound::send`], through an HTTP forward proxy. A proxy that refuses the request
+    /// itself (407, or a 401 it did not forward) is an [`OutboundError::ProxyAuth`].
+    pub async fn send_through(
+        &self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+        skip_tls_verify: bool,
+        proxy: &HttpProxy,
+    ) -> Result<Reply, OutboundError> {
+        let client = match self.proxied(proxy, skip_tls_verify) {
+            Ok(client) => client,
+            Err(error) => {
+                let url = redacted(request.uri());
+                return Err(OutboundError::ProxyUnreachable {
+                    url,
+                    proxy: proxy.address(),
+                    reason: error_chain(&error),
+                });
+            }
+        };
+        execute(&client, request, timeout, Some(proxy)).await
+    }
+
+    fn proxied(&self, proxy: &HttpProxy, skip_tls_verify: bool) -> Result<reqwest::Client, reqwest::Error> {
+        let key = (proxy.clone(), skip_tls_verify);
+        let mut clients = self.0.proxied.lock().expect("proxied clients lock");
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let mut route = reqwest::Proxy::all(proxy.url.clone())?;
+        if let Some((user, password)) = &proxy.credentials {
+            route = route.basic_auth(user, password);
+        }
+        let tls = if skip_tls_verify { &self.0.tls.unverified } else { &self.0.tls.verified };
+        let client = builder(tls.clone()).proxy(route).build()?;
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 }
 
@@ -158,6 +304,7 @@ async fn execute(
     client: &reqwest::Client,
     request: Request<Full<Bytes>>,
     timeout: Duration,
+    proxy: Option<&HttpProxy>,
 ) -> Result<Reply, OutboundError> {
     let url = redacted(request.uri());
     let (parts, body) = request.into_parts();
@@ -165,8 +312,13 @@ async fn execute(
     let request = reqwest::Request::try_from(Request::from_parts(parts, body.to_bytes()))
         .map_err(|e| OutboundError::BadRequest { url: url.clone(), reason: error_chain(&e.without_url()) })?;
     let call = async {
-        let mut response = client.execute(request).await.map_err(|e| classify(&url, e))?;
+        let mut response = client.execute(request).await.map_err(|e| classify(&url, proxy, e))?;
         let status = response.status();
+        if let Some(proxy) = proxy
+            && let Some(hint) = proxy_refusal(proxy, &response)
+        {
+            return Err(OutboundError::ProxyAuth { url: url.clone(), proxy: proxy.address(), status, hint });
+        }
         if response.content_length().is_some_and(|length| length > MAX_RESPONSE_BYTES as u64) {
             return Err(OutboundError::TooLarge { url: url.clone(), limit: MAX_RESPONSE_BYTES });
         }
@@ -189,13 +341,33 @@ async fn execute(
     }
 }
 
-fn classify(url: &str, error: reqwest::Error) -> OutboundError {
+/// Whether the proxy answered the request itself, refusing it, and what to do.
+fn proxy_refusal(proxy: &HttpProxy, response: &reqwest::Response) -> Option<&'static str> {
+    let hint = if proxy.has_credentials() {
+        "check the user and password in the proxy URL"
+    } else {
+        "the proxy wants credentials: write them in its URL as http://user:password@host:port"
+    };
+    match response.status() {
+        StatusCode::PROXY_AUTHENTICATION_REQUIRED => Some(hint),
+        // Some proxies (tinyproxy 1.11) answer wrong credentials with 401. A forwarded response
+        // carries the proxy's `Via`; one the proxy made itself does not.
+        StatusCode::UNAUTHORIZED if !response.headers().contains_key(http::header::VIA) => Some(hint),
+        _ => None,
+    }
+}
+
+fn classify(url: &str, proxy: Option<&HttpProxy>, error: reqwest::Error) -> OutboundError {
     let connect = error.is_connect();
     let error = error.without_url();
     let reason = error_chain(&error);
     let url = url.to_string();
     if !connect {
         return OutboundError::Failed { url, reason };
+    }
+    // Through a proxy, the connection is to the proxy (or a tunnel it would not open).
+    if let Some(proxy) = proxy {
+        return OutboundError::ProxyUnreachable { url, proxy: proxy.address(), reason };
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(cause) = source {
@@ -295,6 +467,43 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_url_gives_its_address_and_decoded_credentials() {
+        let proxy = HttpProxy::parse("http://alert%40ops:p%3Ass@127.0.0.1:3128").unwrap();
+        assert_eq!(proxy.address(), "http://127.0.0.1:3128");
+        assert_eq!(proxy.credentials, Some(("alert@ops".to_string(), "p:ss".to_string())));
+        assert_eq!(format!("{proxy:?}"), "HttpProxy(http://127.0.0.1:3128, user \"alert@ops\")");
+        let plain = HttpProxy::parse("http://127.0.0.1:3128/").unwrap();
+        assert_eq!((plain.address().as_str(), plain.has_credentials()), ("http://127.0.0.1:3128", false));
+        let user_only = HttpProxy::parse("http://ops@127.0.0.1:3128").unwrap();
+        assert_eq!(user_only.credentials, Some(("ops".to_string(), String::new())));
+    }
+
+    #[test]
+    fn a_malformed_proxy_url_says_what_is_wrong() {
+        assert!(matches!(
+            HttpProxy::parse("127.0.0.1:3128"),
+            Err(ProxyUrlError::Scheme(_) | ProxyUrlError::NotAUrl(_))
+        ));
+        assert!(matches!(HttpProxy::parse("proxy host"), Err(ProxyUrlError::NotAUrl(_))));
+        assert_eq!(HttpProxy::parse("socks5://127.0.0.1:1080"), Err(ProxyUrlError::Scheme("socks5".into())));
+        assert_eq!(HttpProxy::parse("http://127.0.0.1:3128/path"), Err(ProxyUrlError::NotJustAnAddress));
+        assert_eq!(HttpProxy::parse("http://u:%FF@127.0.0.1:3128"), Err(ProxyUrlError::Credentials));
+        assert_eq!(ProxyUrlError::NoHost.label(), "bad_config");
+    }
+
+    #[test]
+    fn one_client_per_proxy_and_tls_mode() {
+        let outbound = Outbound::new();
+        let proxy = HttpProxy::parse("http://alerts:secret@127.0.0.1:3128").unwrap();
+        for _ in 0..3 {
+            outbound.proxied(&proxy, false).unwrap();
+        }
+        outbound.proxied(&proxy, true).unwrap();
+        outbound.proxied(&HttpProxy::parse("http://127.0.0.1:3128").unwrap(), false).unwrap();
+        assert_eq!(outbound.0.proxied.lock().unwrap().len(), 3);
+    }
 
     #[test]
     fn credentials_never_reach_a_message() {

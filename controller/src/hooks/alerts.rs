@@ -1,6 +1,6 @@
 //! Alerts through AlertProviders: Slack, Microsoft Teams, Discord, Rocket.Chat, Google Chat and a
 //! generic JSON webhook, each in the payload its receiver expects, filtered by each Canary alert's
-//! minimum severity.
+//! minimum severity, sent directly or through the provider's HTTP proxy.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use serin_crds::alert_provider::{AlertProviderSpec, AlertProviderType};
 use serin_crds::canary::{AlertSeverity, CanaryAlert};
 
-use crate::outbound::{Outbound, OutboundError, display_url};
+use crate::outbound::{HttpProxy, Outbound, OutboundError, ProxyUrlError, display_url, without_credentials};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,6 +35,8 @@ pub struct ResolvedProvider {
     pub spec: AlertProviderSpec,
     pub address: String,
     pub token: Option<String>,
+    /// `spec.proxy`, checked.
+    pub proxy: Option<HttpProxy>,
 }
 
 impl ResolvedProvider {
@@ -54,16 +56,21 @@ impl ResolvedProvider {
         spec: &AlertProviderSpec,
         secret: Option<&BTreeMap<String, String>>,
     ) -> Result<ResolvedProvider, AlertError> {
-        if spec.proxy.is_some() {
-            return Err(AlertError::ProxyUnsupported { provider: name.to_string() });
-        }
+        let proxy = match spec.proxy.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            None => None,
+            Some(text) => Some(HttpProxy::parse(text).map_err(|source| AlertError::BadProxy {
+                provider: name.to_string(),
+                proxy: without_credentials(text),
+                source,
+            })?),
+        };
         let address = secret
             .and_then(|s| s.get("address"))
             .map(|a| a.trim().to_string())
             .or_else(|| spec.address.clone())
             .ok_or_else(|| AlertError::NoAddress { provider: name.to_string() })?;
         let token = secret.and_then(|s| s.get("token")).map(|t| t.trim().to_string());
-        Ok(ResolvedProvider { name: name.to_string(), spec: spec.clone(), address, token })
+        Ok(ResolvedProvider { name: name.to_string(), spec: spec.clone(), address, token, proxy })
     }
 }
 
@@ -72,12 +79,16 @@ impl ResolvedProvider {
 pub enum AlertError {
     #[error("AlertProvider {provider}: no address (set spec.address or `address` in its secret)")]
     NoAddress { provider: String },
-    #[error("AlertProvider {provider}: spec.proxy is not supported yet; remove it to send directly")]
-    ProxyUnsupported { provider: String },
+    #[error(
+        "AlertProvider {provider}: spec.proxy {proxy:?} is not a proxy URL: {source}; write it as http://[user:password@]host:port"
+    )]
+    BadProxy { provider: String, proxy: String, source: ProxyUrlError },
     #[error("AlertProvider {provider}: address {address:?}: {reason}; set a full http(s) URL")]
     BadAddress { provider: String, address: String, reason: String },
     #[error("AlertProvider {provider}: {source}")]
     Unreachable { provider: String, source: OutboundError },
+    #[error("AlertProvider {provider}: spec.proxy: {source}")]
+    Proxy { provider: String, source: OutboundError },
     #[error("AlertProvider {provider}: {address} answered {status}: {body}")]
     BadStatus { provider: String, address: String, status: StatusCode, body: String },
     /// The Canary's alert names a provider that could not be resolved.
@@ -92,10 +103,10 @@ impl AlertError {
     pub fn label(&self) -> &'static str {
         match self {
             AlertError::NoAddress { .. }
-            | AlertError::ProxyUnsupported { .. }
+            | AlertError::BadProxy { .. }
             | AlertError::BadAddress { .. }
             | AlertError::Unresolved { .. } => "bad_config",
-            AlertError::Unreachable { source, .. } => source.label(),
+            AlertError::Unreachable { source, .. } | AlertError::Proxy { source, .. } => source.label(),
             AlertError::BadStatus { .. } => "bad_status",
             AlertError::NotSent { source, .. } => source.label(),
         }
@@ -141,7 +152,7 @@ impl AlertSender {
         problems
     }
 
-    /// Sends one alert.
+    /// Sends one alert, through the provider's proxy when it has one.
     pub async fn send(&self, provider: &ResolvedProvider, message: &AlertMessage<'_>) -> Result<(), AlertError> {
         let body = payload(&provider.spec, message);
         let mut request = Request::post(&provider.address).header(header::CONTENT_TYPE, "application/json");
@@ -154,11 +165,20 @@ impl AlertSender {
             reason: e.to_string(),
         })?;
         let provider_name = || provider.name.clone();
-        let reply = self
-            .client
-            .send(request, SEND_TIMEOUT, false)
-            .await
-            .map_err(|source| AlertError::Unreachable { provider: provider_name(), source })?;
+        let reply = match &provider.proxy {
+            None => self
+                .client
+                .send(request, SEND_TIMEOUT, false)
+                .await
+                .map_err(|source| AlertError::Unreachable { provider: provider_name(), source })?,
+            Some(proxy) => self.client.send_through(request, SEND_TIMEOUT, false, proxy).await.map_err(|source| {
+                if source.is_proxy() {
+                    AlertError::Proxy { provider: provider_name(), source }
+                } else {
+                    AlertError::Unreachable { provider: provider_name(), source }
+                }
+            })?,
+        };
         if reply.status.is_success() {
             Ok(())
         } else {
