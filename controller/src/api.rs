@@ -58,7 +58,7 @@ impl Api {
         }
         match GateRequest::parse(&method, &path) {
             Some(Ok(request)) => self.gate(request),
-            Some(Err(problem)) => reply(StatusCode::BAD_REQUEST, json!({"error": problem})),
+            Some(Err(problem)) => reply(StatusCode::BAD_REQUEST, json!({"error": problem.to_string()})),
             None => reply(
                 StatusCode::NOT_FOUND,
                 json!({"error": format!("{method} {path}: not found; the API serves /healthz, /status and /gates")}),
@@ -84,7 +84,7 @@ impl Api {
                         json!({"gate": gate.as_str(), "canary": format!("{namespace}/{name}"), "state": state}),
                     )
                 }
-                Err(problem) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": problem})),
+                Err(problem) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": problem.to_string()})),
             },
         }
     }

@@ -1,4 +1,5 @@
-//! Webhooks, gates and alerts against a local HTTP receiver that records what it got.
+//! Webhooks, gates and alerts against a local HTTP receiver that records what it got, and alerts
+//! through a real HTTP forward proxy.
 
 mod support;
 
@@ -17,6 +18,7 @@ use serin_crds::CanaryPhase;
 use serin_crds::alert_provider::AlertProviderSpec;
 use serin_crds::canary::{AlertSeverity, CanaryAlert, CanaryWebhook, HookType};
 use support::receiver::Receiver;
+use support::tinyproxy;
 
 fn hook(kind: HookType, name: &str, url: String, extra: Value) -> CanaryWebhook {
     let mut spec = serde_json::json!({"type": kind.as_str(), "name": name, "url": url});
@@ -161,7 +163,7 @@ async fn gates_open_through_the_api_answer_webhooks_and_survive_a_restart() {
     assert!(reply.body_excerpt(500).contains("unknown gate \\\"deploy\\\""), "{}", reply.body_excerpt(500));
 
     std::fs::write(&file, "not json").unwrap();
-    let problem = GateStore::open_file(&file).err().unwrap();
+    let problem = GateStore::open_file(&file).err().unwrap().to_string();
     assert!(problem.contains("not a gate file"), "{problem}");
 }
 
@@ -247,9 +249,113 @@ async fn alerts_reach_each_provider_type_in_its_format_filtered_by_severity() {
     // A receiver that refuses is reported with its answer; a provider without an address is named.
     let refusing = ResolvedProvider::resolve("x", &provider("slack", "/fail"), None).unwrap();
     let problem = sender.send(&refusing, &message(AlertSeverity::Error)).await.unwrap_err();
+    assert_eq!(problem.label(), "bad_status");
+    let problem = problem.to_string();
     assert!(problem.contains("500") && problem.contains("load test failed"), "{problem}");
     let no_address: AlertProviderSpec =
         serde_json::from_value(serde_json::json!({"type": "slack", "secretRef": {"name": "slack"}})).unwrap();
     let problem = ResolvedProvider::resolve("on-call", &no_address, Some(&BTreeMap::new())).unwrap_err();
     assert!(problem.contains("AlertProvider on-call: no address"), "{problem}");
+}
+
+fn alert_through(proxy: &str, address: String) -> AlertProviderSpec {
+    serde_json::from_value(serde_json::json!({"type": "generic", "address": address, "proxy": proxy})).unwrap()
+}
+
+fn rollback_alert() -> AlertMessage<'static> {
+    AlertMessage {
+        name: "podinfo",
+        namespace: "test",
+        severity: AlertSeverity::Error,
+        message: "Canary analysis failed, rollback",
+        fields: vec![("Phase".into(), "Failed".into())],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_go_through_an_authenticating_http_proxy_and_its_refusals_are_named() {
+    let receiver = Receiver::start().await;
+    let proxy = tinyproxy::start(Some(("alerts", "proxy-pass")));
+    let sender = AlertSender::new(Outbound::new());
+
+    let through =
+        ResolvedProvider::from_spec("on-call", &alert_through(&proxy.url(), receiver.url("/p")), None).unwrap();
+    sender.send(&through, &rollback_alert()).await.unwrap();
+    sender.send(&through, &rollback_alert()).await.unwrap();
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 2);
+    // tinyproxy forwarded them: it adds its `Via` and keeps the proxy's credentials to itself.
+    assert!(calls[0].header("via").is_some_and(|via| via.contains("tinyproxy")), "{:?}", calls[0].headers);
+    assert_eq!(calls[0].header("proxy-authorization"), None);
+    assert_eq!(calls[0].json()["message"], "Canary analysis failed, rollback");
+    let log = proxy.log();
+    assert_eq!(log.matches(&format!("POST {} ", receiver.url("/p"))).count(), 2, "{log}");
+
+    // Wrong credentials: the proxy refuses, and the error names the provider and the field.
+    let wrong = alert_through(&proxy.url_with("alerts", "not-the-password"), receiver.url("/p"));
+    let error = sender
+        .send(&ResolvedProvider::from_spec("on-call", &wrong, None).unwrap(), &rollback_alert())
+        .await
+        .unwrap_err();
+    assert_eq!(error.label(), "proxy_auth");
+    let text = error.to_string();
+    assert!(text.starts_with("AlertProvider on-call: spec.proxy: "), "{text}");
+    assert!(text.contains(&format!("the proxy http://127.0.0.1:{}", proxy.port)), "{text}");
+    assert!(text.contains("check the user and password"), "{text}");
+    assert!(!text.contains("not-the-password"), "{text}");
+
+    // No credentials at all: the proxy asks for them.
+    let anonymous = alert_through(&format!("http://127.0.0.1:{}", proxy.port), receiver.url("/p"));
+    let error = sender
+        .send(&ResolvedProvider::from_spec("on-call", &anonymous, None).unwrap(), &rollback_alert())
+        .await
+        .unwrap_err();
+    assert_eq!(error.label(), "proxy_auth");
+    assert!(error.to_string().contains("407") && error.to_string().contains("user:password@"), "{error}");
+    assert_eq!(receiver.calls().len(), 2, "a refused alert never reaches the receiver");
+
+    // Nothing listens at the proxy's address.
+    let closed = format!("http://alerts:proxy-pass@127.0.0.1:{}", support::free_port());
+    let unreachable =
+        ResolvedProvider::from_spec("on-call", &alert_through(&closed, receiver.url("/p")), None).unwrap();
+    let error = sender.send(&unreachable, &rollback_alert()).await.unwrap_err();
+    assert_eq!(error.label(), "proxy_unreachable");
+    let text = error.to_string();
+    assert!(text.starts_with("AlertProvider on-call: spec.proxy: "), "{text}");
+    assert!(text.contains("could not go through the proxy") && text.to_lowercase().contains("connect"), "{text}");
+    assert!(!text.contains("proxy-pass"), "{text}");
+
+    // A malformed proxy URL is refused when the provider is resolved, without its password.
+    for bad in ["htp://alerts:proxy-pass@127.0.0.1:3128", "http://alerts:proxy-pass@/", "127.0.0.1:3128"] {
+        let problem = ResolvedProvider::resolve("on-call", &alert_through(bad, receiver.url("/p")), None).unwrap_err();
+        assert!(problem.starts_with("AlertProvider on-call: spec.proxy "), "{problem}");
+        assert!(problem.contains("http://[user:password@]host:port") && !problem.contains("proxy-pass"), "{problem}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_go_through_an_open_http_proxy_only_when_their_provider_names_it() {
+    let receiver = Receiver::start().await;
+    let proxy = tinyproxy::start(None);
+    let sender = AlertSender::new(Outbound::new());
+    let alerts: Vec<CanaryAlert> = serde_json::from_value(serde_json::json!([
+        {"name": "proxied", "severity": "info", "providerRef": {"name": "proxied"}},
+        {"name": "direct", "severity": "info", "providerRef": {"name": "direct"}},
+    ]))
+    .unwrap();
+    let resolve = |alert: &CanaryAlert| {
+        let mut spec = alert_through(&proxy.url(), receiver.url(&format!("/{}", alert.name)));
+        if alert.name == "direct" {
+            spec.proxy = None;
+        }
+        ResolvedProvider::resolve(&alert.name, &spec, None)
+    };
+    let problems = sender.send_all(&alerts, &rollback_alert(), resolve).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    let calls = receiver.calls();
+    let via = |path: &str| calls.iter().find(|c| c.path == path).unwrap().header("via").map(str::to_string);
+    assert!(via("/proxied").is_some_and(|via| via.contains("tinyproxy")), "{calls:?}");
+    assert_eq!(via("/direct"), None);
+    assert!(proxy.log().contains(&format!("POST {} ", receiver.url("/proxied"))), "{}", proxy.log());
+    assert!(!proxy.log().contains("/direct"), "{}", proxy.log());
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, header};
+use http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::Value;
@@ -34,8 +34,17 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// From a Flagger-style secret: `token`, or `username` and `password`.
+    /// As [`Credentials::try_from_secret`], with the error as its message, for callers that mix
+    /// it with problems of their own written as text.
     pub fn from_secret(name: &str, data: &std::collections::BTreeMap<String, String>) -> Result<Credentials, String> {
+        Self::try_from_secret(name, data).map_err(|e| e.to_string())
+    }
+
+    /// From a Flagger-style secret: `token`, or `username` and `password`.
+    pub fn try_from_secret(
+        name: &str,
+        data: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Credentials, PrometheusError> {
         if let Some(token) = data.get("token") {
             return Ok(Credentials::Bearer(token.trim().to_string()));
         }
@@ -43,7 +52,7 @@ impl Credentials {
             (Some(username), Some(password)) => {
                 Ok(Credentials::Basic { username: username.trim().to_string(), password: password.trim().to_string() })
             }
-            _ => Err(format!("secret {name:?} has neither `token` nor `username` and `password`")),
+            _ => Err(PrometheusError::Secret { secret: name.to_string() }),
         }
     }
 
@@ -72,11 +81,14 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// `address` is the server's base URL, e.g. `http://127.0.0.1:9090`.
-    pub fn new(address: &str, client: Outbound) -> Result<Prometheus, String> {
+    pub fn new(address: &str, client: Outbound) -> Result<Prometheus, PrometheusError> {
         let address = address.trim_end_matches('/').to_string();
-        let uri: http::Uri = address.parse().map_err(|e| format!("address {address:?} is not a URL: {e}"))?;
+        let uri: http::Uri = match address.parse() {
+            Ok(uri) => uri,
+            Err(e) => return Err(PrometheusError::NotAUrl { address, reason: e.to_string() }),
+        };
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
-            return Err(format!("address {address:?} must be an http:// or https:// URL with a host"));
+            return Err(PrometheusError::NotHttp { address });
         }
         Ok(Prometheus {
             address,
@@ -94,13 +106,16 @@ impl Prometheus {
     }
 
     /// Extra headers, as a MetricTemplate's `provider.headers` (a name may repeat).
-    pub fn with_headers(mut self, headers: &std::collections::BTreeMap<String, Vec<String>>) -> Result<Self, String> {
+    pub fn with_headers(
+        mut self,
+        headers: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<Self, PrometheusError> {
         for (name, values) in headers {
             let header_name =
-                HeaderName::try_from(name.as_str()).map_err(|_| format!("headers: {name:?} is not a header name"))?;
+                HeaderName::try_from(name.as_str()).map_err(|_| PrometheusError::HeaderName(name.clone()))?;
             for value in values {
                 let header_value = HeaderValue::try_from(value.as_str())
-                    .map_err(|_| format!("headers.{name}: {value:?} is not a valid header value"))?;
+                    .map_err(|_| PrometheusError::HeaderValue { name: name.clone(), value: value.clone() })?;
                 self.headers.push((header_name.clone(), header_value));
             }
         }
@@ -125,19 +140,19 @@ impl Prometheus {
     pub async fn query(&self, promql: &str) -> MetricValue {
         match self.instant(promql).await {
             Ok(answer) => answer.into_value(),
-            Err(error) => MetricValue::Error(error),
+            Err(error) => MetricValue::Error(error.to_string()),
         }
     }
 
     /// Flagger's availability check: `vector(1)` must answer 1.
-    pub async fn is_online(&self) -> Result<(), String> {
+    pub async fn is_online(&self) -> Result<(), PrometheusError> {
         match self.instant("vector(1)").await? {
             Answer::Samples(samples) if samples.len() == 1 && samples[0].1 == 1.0 => Ok(()),
-            other => Err(format!("prometheus {} answered vector(1) with {}", self.address, other.describe())),
+            other => Err(PrometheusError::NotOnline { address: self.address.clone(), answer: other.describe() }),
         }
     }
 
-    async fn instant(&self, promql: &str) -> Result<Answer, String> {
+    async fn instant(&self, promql: &str) -> Result<Answer, PrometheusError> {
         let url = format!("{}/api/v1/query", self.address);
         let mut request = Request::post(&url)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -149,10 +164,12 @@ impl Prometheus {
             request = request.header(name, value);
         }
         let body = format!("query={}", form_encode(promql));
-        let request = request.body(Full::new(Bytes::from(body))).map_err(|e| format!("{url}: {e}"))?;
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| PrometheusError::BadRequest { url: url.clone(), reason: e.to_string() })?;
         let reply = self.client.send(request, self.timeout, self.skip_tls_verify).await.map_err(|e| match e {
-            OutboundError::Timeout { .. } => format!("prometheus did not answer in time: {e}"),
-            other => format!("prometheus is unreachable: {other}"),
+            OutboundError::Timeout { .. } => PrometheusError::Timeout(e),
+            other => PrometheusError::Unreachable(other),
         })?;
         let envelope: Envelope = match serde_json::from_slice(&reply.body) {
             Ok(envelope) => envelope,
@@ -162,22 +179,22 @@ impl Prometheus {
                     404 => " (is the address the Prometheus server's base URL?)",
                     _ => "",
                 };
-                return Err(format!(
-                    "{url} answered {} with no Prometheus JSON{hint}: {}",
-                    reply.status,
-                    reply.body_excerpt(200)
-                ));
+                return Err(PrometheusError::NotPrometheus {
+                    url,
+                    status: reply.status,
+                    hint,
+                    body: reply.body_excerpt(200),
+                });
             }
         };
         if envelope.status != "success" {
-            return Err(format!(
-                "prometheus refused the query ({}): {}: {}",
-                reply.status,
-                envelope.error_type.unwrap_or_default(),
-                envelope.error.unwrap_or_default()
-            ));
+            return Err(PrometheusError::Refused {
+                status: reply.status,
+                error_type: envelope.error_type.unwrap_or_default(),
+                error: envelope.error.unwrap_or_default(),
+            });
         }
-        let data = envelope.data.ok_or_else(|| format!("{url}: a success without data"))?;
+        let data = envelope.data.ok_or(PrometheusError::NoData { url })?;
         Answer::from_data(data)
     }
 }
@@ -208,15 +225,15 @@ enum Answer {
 }
 
 impl Answer {
-    fn from_data(data: Data) -> Result<Answer, String> {
-        let bad = |what: &str| format!("prometheus sent a malformed {what} result: {}", data.result);
+    fn from_data(data: Data) -> Result<Answer, PrometheusError> {
+        let bad = |what: &'static str| PrometheusError::Malformed { what, result: data.result.to_string() };
         match data.result_type.as_str() {
             "vector" => {
                 let series = data.result.as_array().ok_or_else(|| bad("vector"))?;
                 let samples = series
                     .iter()
                     .map(|s| Ok((labels_of(&s["metric"]), sample_value(&s["value"]).ok_or_else(|| bad("vector"))?)))
-                    .collect::<Result<_, String>>()?;
+                    .collect::<Result<_, PrometheusError>>()?;
                 Ok(Answer::Samples(samples))
             }
             "scalar" => {
@@ -224,7 +241,7 @@ impl Answer {
             }
             "matrix" => Ok(Answer::Matrix(data.result.as_array().map_or(0, Vec::len))),
             "string" => Ok(Answer::Text(data.result[1].as_str().unwrap_or_default().to_string())),
-            other => Err(format!("prometheus answered with an unknown result type {other:?}")),
+            other => Err(PrometheusError::UnknownResultType(other.to_string())),
         }
     }
 
@@ -258,6 +275,61 @@ impl Answer {
             Answer::Samples(s) => format!("{} sample(s): {:?}", s.len(), s.iter().map(|(_, v)| *v).collect::<Vec<_>>()),
             Answer::Matrix(n) => format!("a range vector of {n} series"),
             Answer::Text(t) => format!("the string {t:?}"),
+        }
+    }
+}
+
+/// What went wrong configuring or querying a Prometheus server.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusError {
+    #[error("address {address:?} is not a URL: {reason}")]
+    NotAUrl { address: String, reason: String },
+    #[error("address {address:?} must be an http:// or https:// URL with a host")]
+    NotHttp { address: String },
+    #[error("headers: {0:?} is not a header name")]
+    HeaderName(String),
+    #[error("headers.{name}: {value:?} is not a valid header value")]
+    HeaderValue { name: String, value: String },
+    #[error("secret {secret:?} has neither `token` nor `username` and `password`")]
+    Secret { secret: String },
+    #[error("{url}: {reason}")]
+    BadRequest { url: String, reason: String },
+    #[error("prometheus did not answer in time: {0}")]
+    Timeout(OutboundError),
+    #[error("prometheus is unreachable: {0}")]
+    Unreachable(OutboundError),
+    #[error("{url} answered {status} with no Prometheus JSON{hint}: {body}")]
+    NotPrometheus { url: String, status: StatusCode, hint: &'static str, body: String },
+    #[error("prometheus refused the query ({status}): {error_type}: {error}")]
+    Refused { status: StatusCode, error_type: String, error: String },
+    #[error("{url}: a success without data")]
+    NoData { url: String },
+    #[error("prometheus sent a malformed {what} result: {result}")]
+    Malformed { what: &'static str, result: String },
+    #[error("prometheus answered with an unknown result type {0:?}")]
+    UnknownResultType(String),
+    #[error("prometheus {address} answered vector(1) with {answer}")]
+    NotOnline { address: String, answer: String },
+}
+
+impl PrometheusError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PrometheusError::NotAUrl { .. }
+            | PrometheusError::NotHttp { .. }
+            | PrometheusError::HeaderName(_)
+            | PrometheusError::HeaderValue { .. }
+            | PrometheusError::Secret { .. } => "bad_config",
+            PrometheusError::BadRequest { .. } => "bad_request",
+            PrometheusError::Timeout(_) => "timeout",
+            PrometheusError::Unreachable(error) => error.label(),
+            PrometheusError::NotPrometheus { .. } => "bad_status",
+            PrometheusError::Refused { .. } => "query_refused",
+            PrometheusError::NoData { .. }
+            | PrometheusError::Malformed { .. }
+            | PrometheusError::UnknownResultType(_)
+            | PrometheusError::NotOnline { .. } => "bad_answer",
         }
     }
 }
@@ -300,7 +372,7 @@ mod tests {
         let data: Data = serde_json::from_str(json).unwrap();
         match Answer::from_data(data) {
             Ok(answer) => answer.into_value(),
-            Err(e) => MetricValue::Error(e),
+            Err(e) => MetricValue::Error(e.to_string()),
         }
     }
 
@@ -349,6 +421,8 @@ mod tests {
         assert_eq!(Credentials::from_secret("s", &basic).unwrap().header(), "Basic dTpw");
         let error = Credentials::from_secret("prom", &Default::default()).unwrap_err();
         assert!(error.contains("\"prom\""));
+        let typed = Credentials::try_from_secret("prom", &Default::default()).unwrap_err();
+        assert_eq!(typed.label(), "bad_config");
         assert_eq!(format!("{:?}", Credentials::Bearer("abc".into())), "Bearer(..)");
     }
 }

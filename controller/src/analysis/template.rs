@@ -35,6 +35,17 @@ pub enum TemplateError {
     Unclosed(usize),
 }
 
+impl TemplateError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TemplateError::MissingVariable(_) => "missing_variable",
+            TemplateError::UnknownPlaceholder(_) => "unknown_placeholder",
+            TemplateError::Unclosed(_) => "unclosed_placeholder",
+        }
+    }
+}
+
 /// Fills in every placeholder of `query`.
 pub fn render(query: &str, context: &QueryContext) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(query.len());
@@ -129,6 +140,7 @@ mod tests {
     fn unknown_and_unclosed_placeholders_are_errors() {
         assert_eq!(render("{{ pod }}", &context()).unwrap_err(), TemplateError::UnknownPlaceholder("pod".into()));
         assert_eq!(render("abc {{ target", &context()).unwrap_err(), TemplateError::Unclosed(4));
+        assert_eq!(TemplateError::Unclosed(4).label(), "unclosed_placeholder");
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! Alerts through AlertProviders: Slack, Microsoft Teams, Discord, Rocket.Chat, Google Chat and a
 //! generic JSON webhook, each in the payload its receiver expects, filtered by each Canary alert's
-//! minimum severity.
+//! minimum severity, sent directly or through the provider's HTTP proxy.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, header};
+use http::{Request, StatusCode, header};
 use http_body_util::Full;
 use serde_json::{Value, json};
 use serin_crds::alert_provider::{AlertProviderSpec, AlertProviderType};
 use serin_crds::canary::{AlertSeverity, CanaryAlert};
 
-use crate::outbound::Outbound;
+use crate::outbound::{HttpProxy, Outbound, OutboundError, ProxyUrlError, display_url, without_credentials};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -29,28 +30,86 @@ pub struct AlertMessage<'a> {
 /// An AlertProvider resolved for sending: its spec plus the secret's `address` and `token`.
 #[derive(Debug, Clone)]
 pub struct ResolvedProvider {
+    /// The AlertProvider's name, for messages.
+    pub name: String,
     pub spec: AlertProviderSpec,
     pub address: String,
     pub token: Option<String>,
+    /// `spec.proxy`, checked.
+    pub proxy: Option<HttpProxy>,
 }
 
 impl ResolvedProvider {
-    /// `secret` is the provider's secret data when it has a `secretRef`.
+    /// As [`ResolvedProvider::from_spec`], with the error as its message, for resolvers that mix
+    /// it with problems of their own written as text.
     pub fn resolve(
         name: &str,
         spec: &AlertProviderSpec,
-        secret: Option<&std::collections::BTreeMap<String, String>>,
+        secret: Option<&BTreeMap<String, String>>,
     ) -> Result<ResolvedProvider, String> {
-        if spec.proxy.is_some() {
-            return Err(format!("AlertProvider {name}: spec.proxy is not supported yet; remove it to send directly"));
-        }
+        Self::from_spec(name, spec, secret).map_err(|e| e.to_string())
+    }
+
+    /// `secret` is the provider's secret data when it has a `secretRef`.
+    pub fn from_spec(
+        name: &str,
+        spec: &AlertProviderSpec,
+        secret: Option<&BTreeMap<String, String>>,
+    ) -> Result<ResolvedProvider, AlertError> {
+        let proxy = match spec.proxy.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            None => None,
+            Some(text) => Some(HttpProxy::parse(text).map_err(|source| AlertError::BadProxy {
+                provider: name.to_string(),
+                proxy: without_credentials(text),
+                source,
+            })?),
+        };
         let address = secret
             .and_then(|s| s.get("address"))
             .map(|a| a.trim().to_string())
             .or_else(|| spec.address.clone())
-            .ok_or_else(|| format!("AlertProvider {name}: no address (set spec.address or `address` in its secret)"))?;
+            .ok_or_else(|| AlertError::NoAddress { provider: name.to_string() })?;
         let token = secret.and_then(|s| s.get("token")).map(|t| t.trim().to_string());
-        Ok(ResolvedProvider { spec: spec.clone(), address, token })
+        Ok(ResolvedProvider { name: name.to_string(), spec: spec.clone(), address, token, proxy })
+    }
+}
+
+/// Why an alert was not sent. Each names the AlertProvider (or the Canary's alert) and what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("AlertProvider {provider}: no address (set spec.address or `address` in its secret)")]
+    NoAddress { provider: String },
+    #[error(
+        "AlertProvider {provider}: spec.proxy {proxy:?} is not a proxy URL: {source}; write it as http://[user:password@]host:port"
+    )]
+    BadProxy { provider: String, proxy: String, source: ProxyUrlError },
+    #[error("AlertProvider {provider}: address {address:?}: {reason}; set a full http(s) URL")]
+    BadAddress { provider: String, address: String, reason: String },
+    #[error("AlertProvider {provider}: {source}")]
+    Unreachable { provider: String, source: OutboundError },
+    #[error("AlertProvider {provider}: spec.proxy: {source}")]
+    Proxy { provider: String, source: OutboundError },
+    #[error("AlertProvider {provider}: {address} answered {status}: {body}")]
+    BadStatus { provider: String, address: String, status: StatusCode, body: String },
+    /// The Canary's alert names a provider that could not be resolved.
+    #[error("alert {alert}: {reason}")]
+    Unresolved { alert: String, reason: String },
+    #[error("alert {alert}: {source}")]
+    NotSent { alert: String, source: Box<AlertError> },
+}
+
+impl AlertError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AlertError::NoAddress { .. }
+            | AlertError::BadProxy { .. }
+            | AlertError::BadAddress { .. }
+            | AlertError::Unresolved { .. } => "bad_config",
+            AlertError::Unreachable { source, .. } | AlertError::Proxy { source, .. } => source.label(),
+            AlertError::BadStatus { .. } => "bad_status",
+            AlertError::NotSent { source, .. } => source.label(),
+        }
     }
 }
 
@@ -71,39 +130,64 @@ impl AlertSender {
 
     /// Sends `message` through every alert of the Canary whose severity admits it; `provider_of`
     /// resolves an alert's provider. Returns one problem per alert that could not be sent.
-    pub async fn send_all(
+    pub async fn send_all<E: std::fmt::Display>(
         &self,
         alerts: &[CanaryAlert],
         message: &AlertMessage<'_>,
-        provider_of: impl Fn(&CanaryAlert) -> Result<ResolvedProvider, String>,
-    ) -> Vec<String> {
+        provider_of: impl Fn(&CanaryAlert) -> Result<ResolvedProvider, E>,
+    ) -> Vec<AlertError> {
         let mut problems = Vec::new();
         for alert in alerts.iter().filter(|a| admits(a.severity, message.severity)) {
             let sent = match provider_of(alert) {
                 Ok(provider) => self.send(&provider, message).await,
-                Err(problem) => Err(problem),
+                Err(problem) => {
+                    problems.push(AlertError::Unresolved { alert: alert.name.clone(), reason: problem.to_string() });
+                    continue;
+                }
             };
             if let Err(problem) = sent {
-                problems.push(format!("alert {}: {problem}", alert.name));
+                problems.push(AlertError::NotSent { alert: alert.name.clone(), source: Box::new(problem) });
             }
         }
         problems
     }
 
-    pub async fn send(&self, provider: &ResolvedProvider, message: &AlertMessage<'_>) -> Result<(), String> {
+    /// Sends one alert, through the provider's proxy when it has one.
+    pub async fn send(&self, provider: &ResolvedProvider, message: &AlertMessage<'_>) -> Result<(), AlertError> {
         let body = payload(&provider.spec, message);
         let mut request = Request::post(&provider.address).header(header::CONTENT_TYPE, "application/json");
         if let Some(token) = &provider.token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let request = request
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| format!("address {:?}: {e}", provider.address))?;
-        let reply = self.client.send(request, SEND_TIMEOUT, false).await.map_err(|e| e.to_string())?;
+        let request = request.body(Full::new(Bytes::from(body.to_string()))).map_err(|e| AlertError::BadAddress {
+            provider: provider.name.clone(),
+            address: display_url(&provider.address),
+            reason: e.to_string(),
+        })?;
+        let provider_name = || provider.name.clone();
+        let reply = match &provider.proxy {
+            None => self
+                .client
+                .send(request, SEND_TIMEOUT, false)
+                .await
+                .map_err(|source| AlertError::Unreachable { provider: provider_name(), source })?,
+            Some(proxy) => self.client.send_through(request, SEND_TIMEOUT, false, proxy).await.map_err(|source| {
+                if source.is_proxy() {
+                    AlertError::Proxy { provider: provider_name(), source }
+                } else {
+                    AlertError::Unreachable { provider: provider_name(), source }
+                }
+            })?,
+        };
         if reply.status.is_success() {
             Ok(())
         } else {
-            Err(format!("{} answered {}: {}", provider.address, reply.status, reply.body_excerpt(300)))
+            Err(AlertError::BadStatus {
+                provider: provider_name(),
+                address: display_url(&provider.address),
+                status: reply.status,
+                body: reply.body_excerpt(300),
+            })
         }
     }
 }

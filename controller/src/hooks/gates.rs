@@ -70,13 +70,12 @@ impl GateStore {
     }
 
     /// Gates kept in `path`, read now if it exists.
-    pub fn open_file(path: &Path) -> Result<GateStore, String> {
+    pub fn open_file(path: &Path) -> Result<GateStore, GateError> {
         let gates = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                format!("{}: not a gate file: {e}; move it away to start with every gate closed", path.display())
-            })?,
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| GateError::NotAGateFile { path: path.to_path_buf(), source })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(source) => return Err(GateError::Read { path: path.to_path_buf(), source }),
         };
         Ok(GateStore { path: Some(path.to_path_buf()), gates: Mutex::new(gates) })
     }
@@ -86,12 +85,13 @@ impl GateStore {
     }
 
     /// Opens or closes a gate and writes the file before returning.
-    pub fn set(&self, namespace: &str, name: &str, gate: Gate, open: bool) -> Result<(), String> {
+    pub fn set(&self, namespace: &str, name: &str, gate: Gate, open: bool) -> Result<(), GateError> {
         let mut gates = self.gates.lock().expect("gate lock");
         gates.insert(key(namespace, name, gate), GateState { open, changed_at: Timestamp::now() });
         if let Some(path) = &self.path {
             let json = serde_json::to_vec_pretty(&*gates).expect("gates serialize");
-            state_file::write_atomically(path, &json).map_err(|e| format!("{}: {e}", path.display()))?;
+            state_file::write_atomically(path, &json)
+                .map_err(|source| GateError::Write { path: path.clone(), source })?;
         }
         Ok(())
     }
@@ -111,19 +111,12 @@ pub enum GateRequest {
 
 impl GateRequest {
     /// From a method and path; `None` when the path is not a gate path, `Err` when it is one but malformed.
-    pub fn parse(method: &http::Method, path: &str) -> Option<Result<GateRequest, String>> {
+    pub fn parse(method: &http::Method, path: &str) -> Option<Result<GateRequest, GateError>> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         if segments.first() != Some(&"gates") {
             return None;
         }
-        let gate = |text: &str| {
-            Gate::parse(text).ok_or_else(|| {
-                format!(
-                    "unknown gate {text:?}; gates are {}",
-                    Gate::ALL.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
-                )
-            })
-        };
+        let gate = |text: &str| Gate::parse(text).ok_or_else(|| GateError::UnknownGate(text.to_string()));
         let (get, post) = (method == http::Method::GET, method == http::Method::POST);
         Some(match segments.as_slice() {
             ["gates"] if get => Ok(GateRequest::List),
@@ -140,9 +133,36 @@ impl GateRequest {
                     open: *action == "open",
                 })
             }
-            _ => Err(format!(
-                "{method} {path}: expected POST /gates/{{namespace}}/{{name}}/{{gate}}/open|close, POST or GET /gates/{{namespace}}/{{name}}/{{gate}}, or GET /gates"
-            )),
+            _ => Err(GateError::BadRequest { method: method.clone(), path: path.to_string() }),
         })
+    }
+}
+
+/// What went wrong with a gate file or a gate request.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("{}: not a gate file: {source}; move it away to start with every gate closed", path.display())]
+    NotAGateFile { path: PathBuf, source: serde_json::Error },
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}; the gate changed in memory only: make the file writable so a restart keeps it", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("unknown gate {0:?}; gates are {gates}", gates = Gate::ALL.map(Gate::as_str).join(", "))]
+    UnknownGate(String),
+    #[error(
+        "{method} {path}: expected POST /gates/{{namespace}}/{{name}}/{{gate}}/open|close, POST or GET /gates/{{namespace}}/{{name}}/{{gate}}, or GET /gates"
+    )]
+    BadRequest { method: http::Method, path: String },
+}
+
+impl GateError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            GateError::NotAGateFile { .. } => "bad_file",
+            GateError::Read { .. } | GateError::Write { .. } => "io",
+            GateError::UnknownGate(_) => "unknown_gate",
+            GateError::BadRequest { .. } => "bad_request",
+        }
     }
 }

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, header};
+use http::{Request, StatusCode, header};
 use http_body_util::Full;
 use serde::Serialize;
 use serin_crds::canary::{CanaryWebhook, HookType};
 use serin_crds::{CanaryPhase, duration};
 
 use crate::engine::HookOutcome;
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, OutboundError, display_url};
 
 /// Flagger's default per-attempt timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,8 +54,8 @@ impl WebhookCaller {
     /// Runs every webhook of `kind` in order and stops at the first failure.
     pub async fn run(&self, kind: HookType, hooks: &[CanaryWebhook], target: &HookTarget<'_>) -> HookOutcome {
         for hook in hooks.iter().filter(|h| h.type_ == kind) {
-            if let Err(message) = self.call(hook, target, BTreeMap::new()).await {
-                return HookOutcome::Failed { hook: hook.name.clone(), message };
+            if let Err(error) = self.call(hook, target, BTreeMap::new()).await {
+                return HookOutcome::Failed { hook: hook.name.clone(), message: error.to_string() };
             }
         }
         HookOutcome::Succeeded
@@ -70,7 +70,7 @@ impl WebhookCaller {
         target: &HookTarget<'_>,
         event_type: &str,
         message: &str,
-    ) -> Vec<String> {
+    ) -> Vec<WebhookError> {
         let mut problems = Vec::new();
         for hook in hooks.iter().filter(|h| h.type_ == HookType::Event) {
             let extra = BTreeMap::from([
@@ -79,7 +79,7 @@ impl WebhookCaller {
                 ("timestamp".to_string(), jiff::Timestamp::now().as_millisecond().to_string()),
             ]);
             if let Err(problem) = self.call(hook, target, extra).await {
-                problems.push(format!("event webhook {}: {problem}", hook.name));
+                problems.push(WebhookError::Event { hook: hook.name.clone(), source: Box::new(problem) });
             }
         }
         problems
@@ -91,9 +91,10 @@ impl WebhookCaller {
         hook: &CanaryWebhook,
         target: &HookTarget<'_>,
         extra_metadata: BTreeMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WebhookError> {
         let timeout = match hook.timeout.as_deref() {
-            Some(text) => duration::parse(text).map_err(|e| format!("timeout {text:?}: {e}"))?,
+            Some(text) => duration::parse(text)
+                .map_err(|e| WebhookError::BadTimeout { timeout: text.to_string(), reason: e.to_string() })?,
             None => DEFAULT_TIMEOUT,
         };
         let mut metadata = hook.metadata.clone();
@@ -108,27 +109,60 @@ impl WebhookCaller {
         let body = Bytes::from(serde_json::to_vec(&payload).expect("a payload serializes"));
         let attempts = 1 + hook.retries.unwrap_or(0).max(0) as u32;
         let mut backoff = FIRST_BACKOFF;
-        let mut last = String::new();
+        let mut last = None;
         for attempt in 1..=attempts {
             let request = Request::post(&hook.url)
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Full::new(body.clone()))
-                .map_err(|e| format!("url {:?}: {e}", hook.url))?;
+                .map_err(|e| WebhookError::BadUrl { url: display_url(&hook.url), reason: e.to_string() })?;
             match self.client.send(request, timeout, hook.disable_tls.unwrap_or(false)).await {
                 Ok(reply) if reply.status.is_success() => return Ok(()),
                 Ok(reply) => {
-                    last = format!("{} answered {}: {}", hook.url, reply.status, reply.body_excerpt(300));
+                    last = Some(WebhookError::BadStatus {
+                        url: display_url(&hook.url),
+                        status: reply.status,
+                        body: reply.body_excerpt(300),
+                    });
                 }
-                Err(error) => last = error.to_string(),
+                Err(error) => last = Some(WebhookError::Unreachable(error)),
             }
             if attempt < attempts {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
-        if attempts > 1 {
-            last = format!("{last} (after {attempts} attempts)");
+        let last = last.expect("at least one attempt");
+        Err(if attempts > 1 { WebhookError::GaveUp { last: Box::new(last), attempts } } else { last })
+    }
+}
+
+/// Why a webhook failed; the message goes into the Canary's events.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("timeout {timeout:?}: {reason}")]
+    BadTimeout { timeout: String, reason: String },
+    #[error("url {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("{url} answered {status}: {body}")]
+    BadStatus { url: String, status: StatusCode, body: String },
+    #[error(transparent)]
+    Unreachable(OutboundError),
+    #[error("{last} (after {attempts} attempts)")]
+    GaveUp { last: Box<WebhookError>, attempts: u32 },
+    /// An `event` webhook's failure, named.
+    #[error("event webhook {hook}: {source}")]
+    Event { hook: String, source: Box<WebhookError> },
+}
+
+impl WebhookError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            WebhookError::BadTimeout { .. } | WebhookError::BadUrl { .. } => "bad_config",
+            WebhookError::BadStatus { .. } => "bad_status",
+            WebhookError::Unreachable(error) => error.label(),
+            WebhookError::GaveUp { last, .. } => last.label(),
+            WebhookError::Event { source, .. } => source.label(),
         }
-        Err(last)
     }
 }

@@ -1,10 +1,13 @@
 //! Real parts for the controller's I/O tests: sample apps and meshproxy in-process on loopback, a
-//! Prometheus server as a child process, and a client that sends traffic through the proxy.
+//! Prometheus server and an HTTP forward proxy as child processes, and a client that sends traffic
+//! through meshproxy.
 #![allow(dead_code)]
 
+pub mod debian;
 pub mod prometheus;
 pub mod receiver;
 pub mod standalone;
+pub mod tinyproxy;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
