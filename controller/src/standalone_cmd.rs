@@ -47,7 +47,7 @@ pub struct StandaloneArgs {
     #[arg(long, default_value_t = 10)]
     pub min_requests: u64,
     /// How often meshproxy is scraped when there is no Prometheus.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = serin_crds::duration::parse)]
     pub scrape_interval: Duration,
 }
 
@@ -90,12 +90,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     match runtime.block_on(demo::run(options)) {
         Ok(true) => Ok(ExitCode::SUCCESS),
         Ok(false) => Ok(ExitCode::from(1)),
-        Err(problem) => Err(anyhow::anyhow!(problem)),
+        Err(problem) => Err(problem.into()),
     }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    serin_crds::duration::parse(text).map_err(|e| e.to_string())
 }
 
 impl StandaloneArgs {
@@ -138,9 +134,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         };
         let source = ManifestSource::new(&args.manifests, args.services.as_deref());
         let admin = MeshproxyAdmin::new(&args.meshproxy_admin, client);
-        let controller = Standalone::new(source, args.state_path(), admin, metrics).map_err(|problems| {
-            anyhow::anyhow!("the manifests have {} problem(s):\n  {}", problems.len(), problems.join("\n  "))
-        })?;
+        let controller = Standalone::new(source, args.state_path(), admin, metrics)?;
         let gates = Arc::new(GateStore::open_file(&args.gates_path()).map_err(anyhow::Error::msg)?);
         let state = controller.state.clone();
         let status = Arc::new(move || serde_json::to_value(&*state.lock().expect("state lock")).unwrap_or_default());
@@ -167,7 +161,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let path = if args.state.is_dir() { args.state.join(".serin").join("state.json") } else { args.state.clone() };
     anyhow::ensure!(path.exists(), "{}: no state file (has `serin-controller standalone` run here?)", path.display());
-    let state = StandaloneState::load(&path).map_err(anyhow::Error::msg)?;
+    let state = StandaloneState::load(&path)?;
     let selected: Vec<_> = state
         .canaries
         .iter()

@@ -183,7 +183,7 @@ async fn alerts_reach_each_provider_type_in_its_format_filtered_by_severity() {
         fields: vec![("Phase".into(), "Failed".into()), ("Revision".into(), "rev-2".into())],
     };
     for kind in ["slack", "msteams", "discord", "rocket", "gchat", "generic"] {
-        let resolved = ResolvedProvider::resolve(kind, &provider(kind, &format!("/alerts/{kind}")), None).unwrap();
+        let resolved = ResolvedProvider::from_spec(kind, &provider(kind, &format!("/alerts/{kind}")), None).unwrap();
         sender.send(&resolved, &message(AlertSeverity::Error)).await.unwrap();
     }
     let calls = receiver.calls();
@@ -224,7 +224,7 @@ async fn alerts_reach_each_provider_type_in_its_format_filtered_by_severity() {
         let secret: BTreeMap<String, String> =
             [("address".into(), receiver.url(&format!("/to/{}", alert.name))), ("token".into(), "s3cret".into())]
                 .into();
-        ResolvedProvider::resolve(&alert.name, &provider("generic", "/unused"), Some(&secret))
+        ResolvedProvider::from_spec(&alert.name, &provider("generic", "/unused"), Some(&secret))
     };
     for severity in [AlertSeverity::Info, AlertSeverity::Warn, AlertSeverity::Error] {
         assert!(sender.send_all(&alerts, &message(severity), resolve).await.is_empty());
@@ -247,15 +247,15 @@ async fn alerts_reach_each_provider_type_in_its_format_filtered_by_severity() {
     assert!(receiver.calls().iter().all(|c| c.header("authorization") == Some("Bearer s3cret")));
 
     // A receiver that refuses is reported with its answer; a provider without an address is named.
-    let refusing = ResolvedProvider::resolve("x", &provider("slack", "/fail"), None).unwrap();
+    let refusing = ResolvedProvider::from_spec("x", &provider("slack", "/fail"), None).unwrap();
     let problem = sender.send(&refusing, &message(AlertSeverity::Error)).await.unwrap_err();
     assert_eq!(problem.label(), "bad_status");
     let problem = problem.to_string();
     assert!(problem.contains("500") && problem.contains("load test failed"), "{problem}");
     let no_address: AlertProviderSpec =
         serde_json::from_value(serde_json::json!({"type": "slack", "secretRef": {"name": "slack"}})).unwrap();
-    let problem = ResolvedProvider::resolve("on-call", &no_address, Some(&BTreeMap::new())).unwrap_err();
-    assert!(problem.contains("AlertProvider on-call: no address"), "{problem}");
+    let problem = ResolvedProvider::from_spec("on-call", &no_address, Some(&BTreeMap::new())).unwrap_err();
+    assert!(problem.to_string().contains("AlertProvider on-call: no address"), "{problem}");
 }
 
 fn alert_through(proxy: &str, address: String) -> AlertProviderSpec {
@@ -327,7 +327,9 @@ async fn alerts_go_through_an_authenticating_http_proxy_and_its_refusals_are_nam
 
     // A malformed proxy URL is refused when the provider is resolved, without its password.
     for bad in ["htp://alerts:proxy-pass@127.0.0.1:3128", "http://alerts:proxy-pass@/", "127.0.0.1:3128"] {
-        let problem = ResolvedProvider::resolve("on-call", &alert_through(bad, receiver.url("/p")), None).unwrap_err();
+        let problem = ResolvedProvider::from_spec("on-call", &alert_through(bad, receiver.url("/p")), None)
+            .unwrap_err()
+            .to_string();
         assert!(problem.starts_with("AlertProvider on-call: spec.proxy "), "{problem}");
         assert!(problem.contains("http://[user:password@]host:port") && !problem.contains("proxy-pass"), "{problem}");
     }
@@ -348,7 +350,7 @@ async fn alerts_go_through_an_open_http_proxy_only_when_their_provider_names_it(
         if alert.name == "direct" {
             spec.proxy = None;
         }
-        ResolvedProvider::resolve(&alert.name, &spec, None)
+        ResolvedProvider::from_spec(&alert.name, &spec, None)
     };
     let problems = sender.send_all(&alerts, &rollback_alert(), resolve).await;
     assert!(problems.is_empty(), "{problems:?}");

@@ -16,7 +16,6 @@ const DURATION: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";
     kind = "TrafficPolicy",
     namespaced,
     category = "serin",
-    derive = "PartialEq",
     printcolumn = r#"{"name":"Target","type":"string","jsonPath":".spec.targetRef.name"}"#
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

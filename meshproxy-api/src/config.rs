@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serin_crds::TrafficPolicy;
 
 /// Everything meshproxy routes by.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProxyConfig {
     /// The services clients address (by host name) and the endpoints behind each.
@@ -22,6 +22,21 @@ pub struct ProxyConfig {
     /// Serin TrafficPolicies, attached to a service by `targetRef`.
     #[serde(default)]
     pub traffic_policies: Vec<TrafficPolicy>,
+}
+
+/// Equal when every service, route and policy is (a policy by its metadata and spec, which is all
+/// that meshproxy reads of it).
+impl PartialEq for ProxyConfig {
+    fn eq(&self, other: &ProxyConfig) -> bool {
+        self.services == other.services
+            && self.routes == other.routes
+            && self.traffic_policies.len() == other.traffic_policies.len()
+            && self
+                .traffic_policies
+                .iter()
+                .zip(&other.traffic_policies)
+                .all(|(a, b)| a.metadata == b.metadata && a.spec == b.spec)
+    }
 }
 
 /// A service and its group of endpoints (in Kubernetes: a Service and its EndpointSlices; in

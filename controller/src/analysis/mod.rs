@@ -22,7 +22,7 @@ use serin_crds::{CanarySpec, duration};
 use crate::engine::{MetricObservation, MetricValue};
 use crate::outbound::Outbound;
 use builtin::Builtin;
-use prometheus::{Credentials, Prometheus};
+use prometheus::{Credentials, Prometheus, PrometheusError};
 use scrape::{BackendKey, MeshproxyScraper};
 use template::{QueryContext, render, uses_backend};
 
@@ -173,7 +173,7 @@ impl MetricSources {
         };
         let source = match self.source_of(subject, catalog, metric) {
             Ok(source) => source,
-            Err(problem) => return MetricValue::Error(problem),
+            Err(problem) => return MetricValue::Error(problem.to_string()),
         };
         match source {
             Source::Prometheus(server, query) => {
@@ -229,13 +229,21 @@ impl MetricSources {
         }
     }
 
-    fn source_of(&self, subject: Subject<'_>, catalog: &Catalog, metric: &CanaryMetric) -> Result<Source, String> {
+    fn source_of(
+        &self,
+        subject: Subject<'_>,
+        catalog: &Catalog,
+        metric: &CanaryMetric,
+    ) -> Result<Source, MetricSourceError> {
         if let Some(reference) = &metric.template_ref {
             let namespace = reference.namespace.clone().unwrap_or_else(|| subject.namespace.to_string());
+            let template_key = format!("{namespace}/{}", reference.name);
             let template = catalog
                 .templates
                 .get(&(namespace.clone(), reference.name.clone()))
-                .ok_or_else(|| format!("MetricTemplate {namespace}/{} not found", reference.name))?;
+                .ok_or_else(|| MetricSourceError::TemplateNotFound { template: template_key.clone() })?;
+            let provider_error =
+                |source: PrometheusError| MetricSourceError::Provider { template: template_key.clone(), source };
             return match template.provider.type_.as_str() {
                 "prometheus" => {
                     let address = template
@@ -243,59 +251,55 @@ impl MetricSources {
                         .address
                         .clone()
                         .or_else(|| self.prometheus_address(subject))
-                        .ok_or_else(|| format!("MetricTemplate {namespace}/{}: provider.address is not set and there is no default Prometheus", reference.name))?;
+                        .ok_or_else(|| MetricSourceError::NoAddress { template: template_key.clone() })?;
                     let credentials = match &template.provider.secret_ref {
                         None => None,
                         Some(secret) => {
                             let data =
                                 catalog.secrets.get(&(namespace.clone(), secret.name.clone())).ok_or_else(|| {
-                                    format!(
-                                        "MetricTemplate {namespace}/{}: secret {:?} not found",
-                                        reference.name, secret.name
-                                    )
+                                    MetricSourceError::SecretNotFound {
+                                        template: template_key.clone(),
+                                        secret: secret.name.clone(),
+                                    }
                                 })?;
-                            Some(Credentials::from_secret(&secret.name, data)?)
+                            Some(Credentials::try_from_secret(&secret.name, data).map_err(|source| {
+                                MetricSourceError::Secret { template: template_key.clone(), source }
+                            })?)
                         }
                     };
                     let server = Prometheus::new(&address, self.client.clone())
-                        .map_err(|e| format!("MetricTemplate {namespace}/{}: provider.{e}", reference.name))?
+                        .map_err(provider_error)?
                         .with_credentials(credentials)
                         .with_headers(&template.provider.headers)
-                        .map_err(|e| format!("MetricTemplate {namespace}/{}: provider.{e}", reference.name))?
+                        .map_err(provider_error)?
                         .with_timeout(self.query_timeout)
                         .skip_tls_verify(template.provider.insecure_skip_verify.unwrap_or(false));
                     Ok(Source::Prometheus(server, Query::Text(template.query.clone())))
                 }
                 "meshproxy" => {
-                    let builtin = Builtin::parse(template.query.trim()).ok_or_else(|| {
-                        format!(
-                            "MetricTemplate {namespace}/{}: a meshproxy query is one of {}",
-                            reference.name,
-                            Builtin::SPELLINGS
-                        )
-                    })?;
+                    let builtin = Builtin::parse(template.query.trim())
+                        .ok_or_else(|| MetricSourceError::MeshproxyQuery { template: template_key.clone() })?;
                     Ok(Source::Embedded(builtin))
                 }
-                other => Err(format!(
-                    "MetricTemplate {namespace}/{}: provider type {other:?} is not supported (use prometheus or meshproxy)",
-                    reference.name
-                )),
+                other => Err(MetricSourceError::UnsupportedProvider {
+                    template: template_key.clone(),
+                    kind: other.to_string(),
+                }),
             };
         }
         let prometheus = match self.prometheus_address(subject) {
             Some(address) => Some(
                 Prometheus::new(&address, self.client.clone())
-                    .map_err(|e| format!("metricsServer: {e}"))?
+                    .map_err(MetricSourceError::MetricsServer)?
                     .with_timeout(self.query_timeout),
             ),
             None => None,
         };
         if let Some(query) = &metric.query {
-            let server = prometheus.ok_or("an inline query needs Prometheus: set spec.metricsServer")?;
+            let server = prometheus.ok_or(MetricSourceError::InlineNeedsPrometheus)?;
             return Ok(Source::Prometheus(server, Query::Text(query.clone())));
         }
-        let builtin = Builtin::parse(&metric.name)
-            .ok_or_else(|| format!("metric {:?} is not builtin and has neither templateRef nor query", metric.name))?;
+        let builtin = Builtin::parse(&metric.name).ok_or_else(|| MetricSourceError::NotBuiltin(metric.name.clone()))?;
         Ok(match prometheus {
             Some(server) => Source::Prometheus(server, Query::Builtin(builtin)),
             None => Source::Embedded(builtin),
@@ -304,6 +308,41 @@ impl MetricSources {
 
     fn prometheus_address(&self, subject: Subject<'_>) -> Option<String> {
         subject.spec.metrics_server.clone().or_else(|| self.prometheus.clone())
+    }
+}
+
+/// Why a metric has no source to measure it: each names the template or field to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricSourceError {
+    #[error("MetricTemplate {template} not found")]
+    TemplateNotFound { template: String },
+    #[error("MetricTemplate {template}: provider.address is not set and there is no default Prometheus")]
+    NoAddress { template: String },
+    #[error("MetricTemplate {template}: secret {secret:?} not found")]
+    SecretNotFound { template: String, secret: String },
+    #[error("MetricTemplate {template}: provider.secretRef: {source}")]
+    Secret { template: String, source: PrometheusError },
+    #[error("MetricTemplate {template}: provider.{source}")]
+    Provider { template: String, source: PrometheusError },
+    #[error("MetricTemplate {template}: a meshproxy query is one of {}", Builtin::SPELLINGS)]
+    MeshproxyQuery { template: String },
+    #[error("MetricTemplate {template}: provider type {kind:?} is not supported (use prometheus or meshproxy)")]
+    UnsupportedProvider { template: String, kind: String },
+    #[error("metricsServer: {0}")]
+    MetricsServer(PrometheusError),
+    #[error("an inline query needs Prometheus: set spec.metricsServer")]
+    InlineNeedsPrometheus,
+    #[error("metric {0:?} is not builtin and has neither templateRef nor query")]
+    NotBuiltin(String),
+}
+
+impl MetricSourceError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            MetricSourceError::TemplateNotFound { .. } | MetricSourceError::SecretNotFound { .. } => "not_found",
+            _ => "bad_config",
+        }
     }
 }
 

@@ -34,12 +34,6 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// As [`Credentials::try_from_secret`], with the error as its message, for callers that mix
-    /// it with problems of their own written as text.
-    pub fn from_secret(name: &str, data: &std::collections::BTreeMap<String, String>) -> Result<Credentials, String> {
-        Self::try_from_secret(name, data).map_err(|e| e.to_string())
-    }
-
     /// From a Flagger-style secret: `token`, or `username` and `password`.
     pub fn try_from_secret(
         name: &str,
@@ -416,11 +410,11 @@ mod tests {
     #[test]
     fn credentials_come_from_token_or_username_and_password() {
         let token = [("token".to_string(), "abc\n".to_string())].into();
-        assert_eq!(Credentials::from_secret("s", &token).unwrap(), Credentials::Bearer("abc".into()));
+        assert_eq!(Credentials::try_from_secret("s", &token).unwrap(), Credentials::Bearer("abc".into()));
         let basic = [("username".to_string(), "u".to_string()), ("password".to_string(), "p".to_string())].into();
-        assert_eq!(Credentials::from_secret("s", &basic).unwrap().header(), "Basic dTpw");
-        let error = Credentials::from_secret("prom", &Default::default()).unwrap_err();
-        assert!(error.contains("\"prom\""));
+        assert_eq!(Credentials::try_from_secret("s", &basic).unwrap().header(), "Basic dTpw");
+        let error = Credentials::try_from_secret("prom", &Default::default()).unwrap_err();
+        assert!(error.to_string().contains("\"prom\""));
         let typed = Credentials::try_from_secret("prom", &Default::default()).unwrap_err();
         assert_eq!(typed.label(), "bad_config");
         assert_eq!(format!("{:?}", Credentials::Bearer("abc".into())), "Bearer(..)");

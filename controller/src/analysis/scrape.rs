@@ -13,7 +13,9 @@ use http_body_util::Full;
 
 use serin_meshproxy_api::metrics::{self as names, label};
 
-use crate::outbound::Outbound;
+use serin_meshproxy_api::admin::METRICS_PATH;
+
+use crate::outbound::{Outbound, OutboundError};
 
 /// The series of one backend, summed over meshproxy instances, routes and codes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -89,11 +91,13 @@ impl MeshproxyScraper {
 
     /// Scrapes every target once and keeps the sum as a sample. A target that fails makes the
     /// whole sample fail: a partial sum would look like a counter reset.
-    pub async fn scrape(&self) -> Result<(), String> {
+    pub async fn scrape(&self) -> Result<(), ScrapeError> {
         let mut backends: BTreeMap<BackendKey, BackendCounters> = BTreeMap::new();
         for target in &self.targets {
             let text = self.fetch(target).await?;
-            merge(&mut backends, parse_metrics(&text).map_err(|e| format!("{target}/metrics: {e}"))?);
+            let parsed = parse_metrics(&text)
+                .map_err(|source| ScrapeError::NotText { url: format!("{target}{METRICS_PATH}"), source })?;
+            merge(&mut backends, parsed);
         }
         let now = Instant::now();
         self.first_sample.get_or_init(|| now);
@@ -154,15 +158,41 @@ impl MeshproxyScraper {
         self.samples.lock().expect("scraper lock").len()
     }
 
-    async fn fetch(&self, target: &str) -> Result<String, String> {
-        let url = format!("{target}/metrics");
-        let request = Request::get(&url).body(Full::new(Bytes::new())).map_err(|e| format!("{url}: {e}"))?;
-        let reply =
-            self.client.send(request, SCRAPE_TIMEOUT, false).await.map_err(|e| format!("scraping meshproxy: {e}"))?;
+    async fn fetch(&self, target: &str) -> Result<String, ScrapeError> {
+        let url = format!("{target}{METRICS_PATH}");
+        let request = Request::get(&url)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ScrapeError::NotMetrics { url: url.clone(), reason: e.to_string() })?;
+        let reply = self.client.send(request, SCRAPE_TIMEOUT, false).await.map_err(ScrapeError::Unreachable)?;
         if !reply.status.is_success() {
-            return Err(format!("{url} answered {}: {}", reply.status, reply.body_excerpt(200)));
+            return Err(ScrapeError::BadStatus { url, status: reply.status, body: reply.body_excerpt(200) });
         }
-        String::from_utf8(reply.body.to_vec()).map_err(|_| format!("{url}: the metrics are not UTF-8"))
+        String::from_utf8(reply.body.to_vec())
+            .map_err(|_| ScrapeError::NotMetrics { url, reason: "the metrics are not UTF-8".into() })
+    }
+}
+
+/// Why meshproxy could not be scraped.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("scraping meshproxy: {0}")]
+    Unreachable(#[source] OutboundError),
+    #[error("{url} answered {status}: {body}")]
+    BadStatus { url: String, status: http::StatusCode, body: String },
+    #[error("{url}: {reason}")]
+    NotMetrics { url: String, reason: String },
+    #[error("{url}: not Prometheus text format: {source}")]
+    NotText { url: String, source: std::io::Error },
+}
+
+impl ScrapeError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ScrapeError::Unreachable(error) => error.label(),
+            ScrapeError::BadStatus { .. } => "bad_status",
+            ScrapeError::NotMetrics { .. } | ScrapeError::NotText { .. } => "not_metrics",
+        }
     }
 }
 
@@ -191,9 +221,8 @@ fn add_buckets(into: &mut Vec<(f64, f64)>, from: &[(f64, f64)]) {
 }
 
 /// meshproxy's request counters and latency buckets, summed per (namespace, backend).
-pub fn parse_metrics(text: &str) -> Result<BTreeMap<BackendKey, BackendCounters>, String> {
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .map_err(|e| format!("not Prometheus text format: {e}"))?;
+pub fn parse_metrics(text: &str) -> Result<BTreeMap<BackendKey, BackendCounters>, std::io::Error> {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))?;
     let mut backends: BTreeMap<BackendKey, BackendCounters> = BTreeMap::new();
     for sample in scrape.samples {
         let key = |labels: &prometheus_parse::Labels| BackendKey {

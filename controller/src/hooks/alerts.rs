@@ -9,8 +9,11 @@ use bytes::Bytes;
 use http::{Request, StatusCode, header};
 use http_body_util::Full;
 use serde_json::{Value, json};
+use serin_crds::CanaryStatus;
 use serin_crds::alert_provider::{AlertProviderSpec, AlertProviderType};
 use serin_crds::canary::{AlertSeverity, CanaryAlert};
+
+use crate::analysis::{Catalog, ObjectKey};
 
 use crate::outbound::{HttpProxy, Outbound, OutboundError, ProxyUrlError, display_url, without_credentials};
 
@@ -40,16 +43,6 @@ pub struct ResolvedProvider {
 }
 
 impl ResolvedProvider {
-    /// As [`ResolvedProvider::from_spec`], with the error as its message, for resolvers that mix
-    /// it with problems of their own written as text.
-    pub fn resolve(
-        name: &str,
-        spec: &AlertProviderSpec,
-        secret: Option<&BTreeMap<String, String>>,
-    ) -> Result<ResolvedProvider, String> {
-        Self::from_spec(name, spec, secret).map_err(|e| e.to_string())
-    }
-
     /// `secret` is the provider's secret data when it has a `secretRef`.
     pub fn from_spec(
         name: &str,
@@ -91,6 +84,10 @@ pub enum AlertError {
     Proxy { provider: String, source: OutboundError },
     #[error("AlertProvider {provider}: {address} answered {status}: {body}")]
     BadStatus { provider: String, address: String, status: StatusCode, body: String },
+    #[error("AlertProvider {provider} not found")]
+    NotFound { provider: String },
+    #[error("AlertProvider {provider}: secret {secret:?} not found")]
+    SecretNotFound { provider: String, secret: String },
     /// The Canary's alert names a provider that could not be resolved.
     #[error("alert {alert}: {reason}")]
     Unresolved { alert: String, reason: String },
@@ -106,10 +103,62 @@ impl AlertError {
             | AlertError::BadProxy { .. }
             | AlertError::BadAddress { .. }
             | AlertError::Unresolved { .. } => "bad_config",
+            AlertError::NotFound { .. } | AlertError::SecretNotFound { .. } => "not_found",
             AlertError::Unreachable { source, .. } | AlertError::Proxy { source, .. } => source.label(),
             AlertError::BadStatus { .. } => "bad_status",
             AlertError::NotSent { source, .. } => source.label(),
         }
+    }
+}
+
+impl<'a> AlertMessage<'a> {
+    /// A message about a Canary with its status' phase, weight and failed checks as fields.
+    pub fn about(
+        name: &'a str,
+        namespace: &'a str,
+        status: &CanaryStatus,
+        severity: AlertSeverity,
+        message: &'a str,
+    ) -> AlertMessage<'a> {
+        AlertMessage {
+            name,
+            namespace,
+            severity,
+            message,
+            fields: vec![
+                ("Phase".into(), status.phase.to_string()),
+                ("Canary weight".into(), format!("{}%", status.canary_weight)),
+                ("Failed checks".into(), status.failed_checks.to_string()),
+            ],
+        }
+    }
+}
+
+/// The AlertProviders a platform knows, by (namespace, name), and the secrets they may name.
+#[derive(Clone, Copy)]
+pub struct AlertDirectory<'a> {
+    pub providers: &'a BTreeMap<ObjectKey, (String, AlertProviderSpec)>,
+    pub catalog: &'a Catalog,
+}
+
+impl AlertDirectory<'_> {
+    /// The provider a Canary's alert names (in the Canary's namespace unless it says otherwise),
+    /// with its secret's address and token.
+    pub fn resolve(&self, alert: &CanaryAlert, canary_namespace: &str) -> Result<ResolvedProvider, AlertError> {
+        let namespace = alert.provider_ref.namespace.clone().unwrap_or_else(|| canary_namespace.to_string());
+        let provider = format!("{namespace}/{}", alert.provider_ref.name);
+        let (name, spec) = self
+            .providers
+            .get(&(namespace.clone(), alert.provider_ref.name.clone()))
+            .ok_or_else(|| AlertError::NotFound { provider: provider.clone() })?;
+        let secret =
+            match &spec.secret_ref {
+                Some(secret) => Some(self.catalog.secret(&namespace, &secret.name).ok_or_else(|| {
+                    AlertError::SecretNotFound { provider: name.clone(), secret: secret.name.clone() }
+                })?),
+                None => None,
+            };
+        ResolvedProvider::from_spec(name, spec, secret)
     }
 }
 

@@ -59,3 +59,28 @@ impl MeshproxyError {
         }
     }
 }
+
+/// A problem with the manifests folder, naming the file, then the object and field within it.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestProblem {
+    #[error(transparent)]
+    Parse(#[from] serin_crds::manifest::ManifestError),
+    /// `message` starts with the object and field, e.g. `Canary test/podinfo: spec.targetRef.name: ...`.
+    #[error("{file}: {message}")]
+    InFile { file: String, message: String },
+}
+
+impl ManifestProblem {
+    pub fn in_file(file: impl std::fmt::Display, message: impl Into<String>) -> ManifestProblem {
+        ManifestProblem::InFile { file: file.to_string(), message: message.into() }
+    }
+}
+
+/// Why standalone mode cannot start: every manifest problem, or an unreadable state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the manifests have {} problem(s):\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Manifests(Vec<ManifestProblem>),
+    #[error(transparent)]
+    State(#[from] StateError),
+}

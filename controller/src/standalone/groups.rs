@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serin_meshproxy_api::ServiceSpec;
+
+use super::error::ManifestProblem;
 pub use serin_meshproxy_api::config::DEFAULT_NAMESPACE;
 
 /// An endpoint group is a meshproxy service: one type for both, from the contract.
@@ -31,31 +33,33 @@ pub fn revision_source(group: &EndpointGroup) -> serde_json::Value {
 }
 
 /// Reads and checks a groups file; errors name the file and the field.
-pub fn load(path: &Path) -> Result<Vec<EndpointGroup>, String> {
+pub fn load(path: &Path) -> Result<Vec<EndpointGroup>, ManifestProblem> {
     let file = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
-    let value: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| format!("{file}: not valid YAML: {e}"))?;
+    let problem = |message: String| ManifestProblem::in_file(&file, message);
+    let text = std::fs::read_to_string(path).map_err(|e| problem(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_saphyr::from_str(&text).map_err(|e| problem(format!("not valid YAML: {e}")))?;
     let groups: GroupsFile = serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
-        format!("{file}: {at}: {}", e.into_inner())
+        problem(format!("{at}: {}", e.into_inner()))
     })?;
     let mut seen = BTreeMap::new();
     for (i, group) in groups.services.iter().enumerate() {
         if group.name.is_empty() {
-            return Err(format!("{file}: services[{i}].name: must not be empty"));
+            return Err(problem(format!("services[{i}].name: must not be empty")));
         }
         if let Some(first) = seen.insert((group.namespace.clone(), group.name.clone()), i) {
-            return Err(format!(
-                "{file}: services[{i}]: {}/{} is already defined at services[{first}]",
+            return Err(problem(format!(
+                "services[{i}]: {}/{} is already defined at services[{first}]",
                 group.namespace, group.name
-            ));
+            )));
         }
         for (j, endpoint) in group.endpoints.iter().enumerate() {
             if endpoint.address.parse::<SocketAddr>().is_err() {
-                return Err(format!(
-                    "{file}: services[{i}].endpoints[{j}].address: {:?} is not an IP:port address",
+                return Err(problem(format!(
+                    "services[{i}].endpoints[{j}].address: {:?} is not an IP:port address",
                     endpoint.address
-                ));
+                )));
             }
         }
     }

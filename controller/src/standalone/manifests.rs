@@ -14,6 +14,7 @@ use serin_crds::alert_provider::AlertProviderSpec;
 use serin_crds::manifest::{Manifest, parse_all};
 use serin_crds::{Canary, TrafficPolicy, canary::CanarySpec};
 
+use super::error::ManifestProblem;
 use super::groups::{self, DEFAULT_NAMESPACE, EndpointGroup};
 use crate::analysis::{Catalog, ObjectKey};
 use crate::reconcile::CanaryRef;
@@ -87,8 +88,9 @@ impl ManifestSource {
         files.into_iter().map(|f| (f.clone(), std::fs::metadata(&f).and_then(|m| m.modified()).ok())).collect()
     }
 
-    fn yaml_files(&self) -> Result<Vec<PathBuf>, String> {
-        let entries = std::fs::read_dir(&self.folder).map_err(|e| format!("{}: {e}", self.folder.display()))?;
+    fn yaml_files(&self) -> Result<Vec<PathBuf>, ManifestProblem> {
+        let entries = std::fs::read_dir(&self.folder)
+            .map_err(|e| ManifestProblem::in_file(self.folder.display(), e.to_string()))?;
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
@@ -100,7 +102,7 @@ impl ManifestSource {
     }
 
     /// Reads everything; every problem found is returned, each naming its file, object and field.
-    pub fn load(&self) -> Result<Manifests, Vec<String>> {
+    pub fn load(&self) -> Result<Manifests, Vec<ManifestProblem>> {
         let mut problems = Vec::new();
         let mut manifests = Manifests::default();
         match groups::load(&self.services) {
@@ -114,14 +116,14 @@ impl ManifestSource {
             let text = match std::fs::read_to_string(file) {
                 Ok(text) => text,
                 Err(e) => {
-                    problems.push(format!("{source}: {e}"));
+                    problems.push(ManifestProblem::in_file(&source, e.to_string()));
                     continue;
                 }
             };
             let objects = match parse_all(&source, &text) {
                 Ok(objects) => objects,
                 Err(e) => {
-                    problems.push(e.to_string());
+                    problems.push(e.into());
                     continue;
                 }
             };
@@ -138,7 +140,12 @@ impl ManifestSource {
 }
 
 impl Manifests {
-    fn add(&mut self, object: Manifest, source: &str, seen: &mut BTreeMap<String, String>) -> Result<(), String> {
+    fn add(
+        &mut self,
+        object: Manifest,
+        source: &str,
+        seen: &mut BTreeMap<String, String>,
+    ) -> Result<(), ManifestProblem> {
         let namespace_of = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
             meta.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
         };
@@ -160,7 +167,7 @@ impl Manifests {
         };
         let id = format!("{kind} {namespace}/{name}");
         if let Some(first) = seen.insert(id.clone(), source.to_string()) {
-            return Err(format!("{source}: {id} is already defined in {first}"));
+            return Err(ManifestProblem::in_file(source, format!("{id} is already defined in {first}")));
         }
         match object {
             Manifest::Canary(canary) => {
@@ -186,8 +193,11 @@ impl Manifests {
                 self.routes.push(http_route(&id, source, value)?)
             }
             Manifest::Other { api_version, kind, .. } => {
-                return Err(format!(
-                    "{source}: {kind} {namespace}/{name} ({api_version}): standalone mode reads Canary, MetricTemplate, AlertProvider, TrafficPolicy and HTTPRoute; put endpoints in the services file"
+                return Err(ManifestProblem::in_file(
+                    source,
+                    format!(
+                        "{kind} {namespace}/{name} ({api_version}): standalone mode reads Canary, MetricTemplate, AlertProvider, TrafficPolicy and HTTPRoute; put endpoints in the services file"
+                    ),
                 ));
             }
         }
@@ -195,32 +205,33 @@ impl Manifests {
     }
 
     /// What standalone mode needs beyond a valid object: the endpoint groups a Canary refers to.
-    fn check(&self) -> Vec<String> {
+    fn check(&self) -> Vec<ManifestProblem> {
         let mut problems = Vec::new();
         for canary in &self.canaries {
-            let at = format!("{}: Canary {}", canary.source, canary.key());
+            let at = format!("Canary {}", canary.key());
+            let problem = |message: String| ManifestProblem::in_file(&canary.source, message);
             let (canary_group, primary_group) = (canary.spec.canary_service_name(), canary.spec.primary_service_name());
             if self.group(&canary.namespace, &canary_group).is_none() {
-                problems.push(format!(
+                problems.push(problem(format!(
                     "{at}: spec.targetRef.name: the services file has no endpoint group {}/{canary_group} to run the new version",
                     canary.namespace,
-                ));
+                )));
             }
             if self.group(&canary.namespace, &primary_group).is_some() {
-                problems.push(format!(
+                problems.push(problem(format!(
                     "{at}: the services file defines {}/{primary_group}, which the controller manages; remove it",
                     canary.namespace,
-                ));
+                )));
             }
             let apex = canary.spec.apex_name();
             for route in &self.routes {
                 if route.metadata.name.as_deref() == Some(apex)
                     && route.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE) == canary.namespace
                 {
-                    problems.push(format!(
+                    problems.push(problem(format!(
                         "{at}: HTTPRoute {}/{apex} is generated from this Canary; remove the hand-written one",
                         canary.namespace,
-                    ));
+                    )));
                 }
             }
         }
@@ -230,20 +241,20 @@ impl Manifests {
 
 /// A hand-written HTTPRoute, typed. The Gateway API types drop fields they do not know; a misspelt
 /// field is refused here rather than silently routing traffic some other way.
-fn http_route(id: &str, source: &str, value: Value) -> Result<HttpRoute, String> {
-    let route: HttpRoute =
-        serde_path_to_error::deserialize(&value).map_err(|e| format!("{source}: {id}: {}: {}", e.path(), e.inner()))?;
+fn http_route(id: &str, source: &str, value: Value) -> Result<HttpRoute, ManifestProblem> {
+    let route: HttpRoute = serde_path_to_error::deserialize(&value)
+        .map_err(|e| ManifestProblem::in_file(source, format!("{id}: {}: {}", e.path(), e.inner())))?;
     let kept = serde_json::to_value(&route).expect("an HTTPRoute serializes");
     let mut unknown = Vec::new();
     serin_meshproxy_api::unknown_fields(&value, &kept, "", &mut unknown);
     match unknown.first() {
-        Some(field) => Err(format!("{source}: {id}: {field}: unknown field")),
+        Some(field) => Err(ManifestProblem::in_file(source, format!("{id}: {field}: unknown field"))),
         None => Ok(route),
     }
 }
 
 /// `secrets/<name>/<key>` files: the secret `<name>` in every namespace.
-fn read_secrets(folder: &Path, problems: &mut Vec<String>) -> BTreeMap<ObjectKey, BTreeMap<String, String>> {
+fn read_secrets(folder: &Path, problems: &mut Vec<ManifestProblem>) -> BTreeMap<ObjectKey, BTreeMap<String, String>> {
     let mut by_name: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(folder) else { return BTreeMap::new() };
     for entry in entries.flatten().filter(|e| e.path().is_dir()) {
@@ -257,7 +268,7 @@ fn read_secrets(folder: &Path, problems: &mut Vec<String>) -> BTreeMap<ObjectKey
                         .or_default()
                         .insert(key.file_name().to_string_lossy().into_owned(), value);
                 }
-                Err(e) => problems.push(format!("{}: {e}", key.path().display())),
+                Err(e) => problems.push(ManifestProblem::in_file(key.path().display(), e.to_string())),
             }
         }
     }

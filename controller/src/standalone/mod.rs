@@ -25,7 +25,7 @@ use serin_meshproxy_api::ProxyConfig;
 use crate::analysis::MetricSources;
 use crate::hooks::alerts::AlertSender;
 use crate::hooks::webhook::WebhookCaller;
-use error::{MeshproxyError, StateError};
+use error::{MeshproxyError, StartError};
 use manifests::{ManifestSource, Manifests};
 use router::MeshproxyAdmin;
 use state::StandaloneState;
@@ -57,10 +57,10 @@ impl Standalone {
         state_path: PathBuf,
         meshproxy: MeshproxyAdmin,
         metrics: MetricSources,
-    ) -> Result<Standalone, Vec<String>> {
+    ) -> Result<Standalone, StartError> {
         let fingerprint = source.fingerprint();
-        let manifests = source.load()?;
-        let state = StandaloneState::load(&state_path).map_err(|e: StateError| vec![e.to_string()])?;
+        let manifests = source.load().map_err(StartError::Manifests)?;
+        let state = StandaloneState::load(&state_path)?;
         let client = metrics.client.clone();
         Ok(Standalone {
             source,

@@ -21,7 +21,7 @@ use crate::analysis::Subject;
 use crate::engine::{
     Action, EventKind, HookOutcome, MetricObservation, Observations, Readiness, RolloutDecision, revision::Revision,
 };
-use crate::hooks::alerts::{AlertMessage, ResolvedProvider};
+use crate::hooks::alerts::{AlertDirectory, AlertMessage};
 use crate::hooks::webhook::HookTarget;
 use crate::reconcile::{CanaryRef, Observed, Platform, reconcile};
 
@@ -204,36 +204,11 @@ impl Platform for Standalone {
 
 impl Standalone {
     async fn alert(&self, canary: CanaryRef<'_>, status: &CanaryStatus, severity: AlertSeverity, message: &str) {
-        let alert = AlertMessage {
-            name: canary.name,
-            namespace: canary.namespace,
-            severity,
-            message,
-            fields: vec![
-                ("Phase".into(), status.phase.to_string()),
-                ("Canary weight".into(), format!("{}%", status.canary_weight)),
-                ("Failed checks".into(), status.failed_checks.to_string()),
-            ],
-        };
-        let providers = &self.manifests.alert_providers;
-        let catalog = &self.manifests.catalog;
-        let resolve = |alert: &serin_crds::canary::CanaryAlert| {
-            let namespace = alert.provider_ref.namespace.clone().unwrap_or_else(|| canary.namespace.to_string());
-            let (name, spec) = providers
-                .get(&(namespace.clone(), alert.provider_ref.name.clone()))
-                .ok_or_else(|| format!("AlertProvider {namespace}/{} not found", alert.provider_ref.name))?;
-            let secret = match &spec.secret_ref {
-                Some(secret) => Some(
-                    catalog
-                        .secret(&namespace, &secret.name)
-                        .ok_or_else(|| format!("AlertProvider {name}: secret {:?} not found", secret.name))?,
-                ),
-                None => None,
-            };
-            ResolvedProvider::resolve(name, spec, secret)
-        };
+        let alert = AlertMessage::about(canary.name, canary.namespace, status, severity, message);
+        let directory = AlertDirectory { providers: &self.manifests.alert_providers, catalog: &self.manifests.catalog };
+        let resolve = |alert: &serin_crds::canary::CanaryAlert| directory.resolve(alert, canary.namespace);
         for problem in self.alerts.send_all(&canary.spec.analysis.alerts, &alert, resolve).await {
-            tracing::warn!(canary = %canary.key(), %problem, "alert not sent");
+            tracing::warn!(canary = %canary.key(), %problem, label = problem.label(), "alert not sent");
         }
     }
 

@@ -4,6 +4,7 @@
 //! shows each step live, writes an HTML report, and exits 0 when v2 is promoted, 1 when it is
 //! rolled back. Every process it started ends with it, on Ctrl-C too.
 
+pub mod error;
 pub mod processes;
 pub mod report;
 mod traffic;
@@ -17,6 +18,7 @@ use tokio::process::Command;
 use crate::analysis::scrape::{BackendKey, MeshproxyScraper};
 use crate::outbound::Outbound;
 use crate::standalone::state::StandaloneState;
+pub use error::DemoError;
 use processes::{Binaries, Children, free_port, wait_listening};
 use report::Sample;
 
@@ -46,18 +48,18 @@ pub struct DemoOptions {
 const ROLLOUT_LIMIT: Duration = Duration::from_secs(150);
 
 /// Runs the demo; `Ok(true)` when v2 was promoted.
-pub async fn run(options: DemoOptions) -> Result<bool, String> {
+pub async fn run(options: DemoOptions) -> Result<bool, DemoError> {
     let binaries = Binaries::locate()?;
     let folder = &options.folder;
     if folder.exists() {
-        std::fs::remove_dir_all(folder).map_err(|e| format!("cannot clear {}: {e}", folder.display()))?;
+        std::fs::remove_dir_all(folder).map_err(DemoError::io(format!("cannot clear {}", folder.display())))?;
     }
     let manifests = folder.join("manifests");
-    std::fs::create_dir_all(&manifests).map_err(|e| format!("{}: {e}", manifests.display()))?;
+    std::fs::create_dir_all(&manifests).map_err(DemoError::io(manifests.display().to_string()))?;
     let mut children = Children::default();
     let outcome = tokio::select! {
         outcome = rollout(&options, &binaries, &manifests, &mut children) => outcome,
-        _ = tokio::signal::ctrl_c() => Err("interrupted; every process the demo started was stopped".to_string()),
+        _ = tokio::signal::ctrl_c() => Err(DemoError::Interrupted),
     };
     children.stop_all().await;
     outcome
@@ -68,7 +70,7 @@ async fn rollout(
     binaries: &Binaries,
     manifests: &Path,
     children: &mut Children,
-) -> Result<bool, String> {
+) -> Result<bool, DemoError> {
     let folder = &options.folder;
     let port = |_: &str| free_port();
     let (v1, v2, proxy, admin, api) = (port("v1")?, port("v2")?, port("proxy")?, port("admin")?, port("api")?);
@@ -90,7 +92,7 @@ async fn rollout(
         v2_command.args(["--error-rate", "0.3", "--latency-ms", "150"]);
     }
     children.spawn("podinfo v2", &mut v2_command, &folder.join("podinfo-v2.log"))?;
-    std::fs::write(folder.join("meshproxy.yaml"), "services: []\n").map_err(|e| e.to_string())?;
+    std::fs::write(folder.join("meshproxy.yaml"), "services: []\n").map_err(DemoError::io("meshproxy.yaml"))?;
     children.spawn(
         "meshproxy",
         Command::new(&binaries.meshproxy).args([
@@ -146,7 +148,7 @@ async fn rollout(
     let final_phase = loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if let Some(exited) = children.exited() {
-            return Err(format!("{exited}; see the logs in {}", folder.display()));
+            return Err(DemoError::ProcessExited { exited, folder: folder.clone() });
         }
         let _ = scraper.scrape().await;
         let record = StandaloneState::load(&state_file).ok().and_then(|s| s.canaries.get("test/podinfo").cloned());
@@ -175,7 +177,12 @@ async fn rollout(
             break status;
         }
         if started.elapsed() > ROLLOUT_LIMIT {
-            return Err(format!("the rollout did not finish within {ROLLOUT_LIMIT:?}; see {}", folder.display()));
+            return Err(DemoError::PhaseNotReached {
+                wanted: "Succeeded or Failed".into(),
+                limit: ROLLOUT_LIMIT,
+                phase: status.phase.to_string(),
+                folder: folder.clone(),
+            });
         }
     };
     let sent = traffic.stop();
@@ -204,7 +211,7 @@ async fn rollout(
     let report_path = folder.join("report.html");
     let title = format!("Serin demo: {} rollout of podinfo", strategy_name(options.strategy));
     std::fs::write(&report_path, report::html(&title, &outcome, &samples, &events))
-        .map_err(|e| format!("{}: {e}", report_path.display()))?;
+        .map_err(DemoError::io(report_path.display().to_string()))?;
     println!("\n{outcome}");
     println!(
         "Traffic: {} requests sent, {} answered 5xx, {} failed to connect",
@@ -227,11 +234,12 @@ async fn wait_phase(
     children: &mut Children,
     phases: &[CanaryPhase],
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), DemoError> {
     let deadline = Instant::now() + limit;
+    let folder = state_file.parent().and_then(Path::parent).unwrap_or(Path::new(".")).to_path_buf();
     loop {
         if let Some(exited) = children.exited() {
-            return Err(exited);
+            return Err(DemoError::ProcessExited { exited, folder });
         }
         let phase = StandaloneState::load(state_file)
             .ok()
@@ -240,7 +248,12 @@ async fn wait_phase(
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!("the controller did not reach {phases:?} in {limit:?} (phase {phase:?})"));
+            return Err(DemoError::PhaseNotReached {
+                wanted: format!("{phases:?}"),
+                limit,
+                phase: format!("{phase:?}"),
+                folder,
+            });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -252,7 +265,7 @@ fn write_manifests(
     strategy: DemoStrategy,
     canary: std::net::SocketAddr,
     version: &str,
-) -> Result<(), String> {
+) -> Result<(), DemoError> {
     let services = format!(
         "# Endpoint groups. Repointing podinfo-canary deploys a new version; the controller owns podinfo-primary.\nservices:\n  - name: podinfo-canary\n    namespace: test\n    labels: {{version: {version}}}\n    endpoints: [{{address: \"{canary}\"}}]\n"
     );
@@ -282,7 +295,7 @@ spec:
     );
     let write = |name: &str, text: &str| {
         let path = folder.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+        std::fs::write(&path, text).map_err(DemoError::io(path.display().to_string()))
     };
     write("canary.yaml", &canary_yaml)?;
     write("services.yaml", &services)

@@ -1,6 +1,7 @@
 //! The demo's child processes: finding (or building) the meshproxy and sample-app binaries, and
 //! starting every process so that all of them end when the demo does, whichever way it ends.
 
+use super::error::DemoError;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,18 +18,14 @@ pub struct Binaries {
 impl Binaries {
     /// Looks beside the running executable; when run through `cargo run`, builds what is missing
     /// with the same profile.
-    pub fn locate() -> Result<Binaries, String> {
-        let controller = std::env::current_exe().map_err(|e| format!("cannot find the running executable: {e}"))?;
+    pub fn locate() -> Result<Binaries, DemoError> {
+        let controller = std::env::current_exe().map_err(DemoError::io("cannot find the running executable"))?;
         let folder = controller.parent().unwrap_or(Path::new(".")).to_path_buf();
         let wanted = |name: &str| folder.join(name);
         let missing: Vec<&str> = ["meshproxy", "serin-testapp"].into_iter().filter(|b| !wanted(b).is_file()).collect();
         if !missing.is_empty() {
             let Some(cargo) = std::env::var_os("CARGO") else {
-                return Err(format!(
-                    "{} not found beside {}; build them with `cargo build --release -p serin-meshproxy -p serin-e2e`",
-                    missing.join(" and "),
-                    controller.display()
-                ));
+                return Err(DemoError::MissingBinaries { missing: missing.join(" and "), beside: folder });
             };
             let release = folder.file_name().is_some_and(|n| n == "release");
             eprintln!("building {} (first run only)...", missing.join(" and "));
@@ -47,9 +44,9 @@ impl Binaries {
             if release {
                 build.arg("--release");
             }
-            let status = build.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+            let status = build.status().map_err(DemoError::io("cannot run cargo"))?;
             if !status.success() {
-                return Err(format!("building {} failed", missing.join(" and ")));
+                return Err(DemoError::BuildFailed(missing.join(" and ")));
             }
         }
         Ok(Binaries { meshproxy: wanted("meshproxy"), testapp: wanted("serin-testapp"), controller })
@@ -63,15 +60,15 @@ pub struct Children {
 }
 
 impl Children {
-    pub fn spawn(&mut self, name: &str, command: &mut Command, log: &Path) -> Result<(), String> {
-        let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    pub fn spawn(&mut self, name: &str, command: &mut Command, log: &Path) -> Result<(), DemoError> {
+        let log_file = std::fs::File::create(log).map_err(DemoError::io(log.display().to_string()))?;
         let child = command
             .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stdout(log_file.try_clone().map_err(DemoError::io(log.display().to_string()))?)
             .stderr(log_file)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
+            .map_err(DemoError::io(format!("cannot start {name}")))?;
         self.children.push((name.to_string(), child));
         Ok(())
     }
@@ -100,18 +97,18 @@ impl Drop for Children {
 }
 
 /// Waits until something listens on `address`.
-pub async fn wait_listening(address: SocketAddr, what: &str) -> Result<(), String> {
+pub async fn wait_listening(address: SocketAddr, what: &str) -> Result<(), DemoError> {
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(address).await.is_ok() {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    Err(format!("{what} did not start listening on {address}"))
+    Err(DemoError::NotListening { what: what.to_string(), address })
 }
 
 /// A loopback port free right now.
-pub fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+pub fn free_port() -> Result<u16, DemoError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(DemoError::io("no free port"))?;
+    Ok(listener.local_addr().map_err(DemoError::io("no free port"))?.port())
 }
