@@ -17,7 +17,7 @@ use serin_controller::standalone::Standalone;
 use serin_controller::standalone::demo::{self, DemoOptions, DemoStrategy};
 use serin_controller::standalone::manifests::ManifestSource;
 use serin_controller::standalone::router::MeshproxyAdmin;
-use serin_controller::standalone::state::StandaloneState;
+use serin_controller::standalone::state::StateStore;
 
 #[derive(Args, Debug, Clone)]
 pub struct StandaloneArgs {
@@ -28,7 +28,7 @@ pub struct StandaloneArgs {
     /// The endpoint groups file. Default: `services.yaml` in the manifests folder.
     #[arg(long)]
     pub services: Option<PathBuf>,
-    /// Where status is kept. Default: `.serin/state.json` in the manifests folder.
+    /// The state folder (one file per Canary). Default: `.serin` in the manifests folder.
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Gate file. Default: `.serin/gates.json` in the manifests folder.
@@ -55,7 +55,7 @@ pub struct StandaloneArgs {
 pub struct StatusArgs {
     /// Only this Canary (`name` or `namespace/name`).
     pub name: Option<String>,
-    /// The state file, or the manifests folder whose `.serin/state.json` to read.
+    /// The state folder, or the manifests folder whose `.serin` to read.
     #[arg(long, default_value = ".")]
     pub state: PathBuf,
     /// Print the whole record as JSON.
@@ -95,8 +95,8 @@ pub fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 impl StandaloneArgs {
-    pub fn state_path(&self) -> PathBuf {
-        self.state.clone().unwrap_or_else(|| self.manifests.join(".serin").join("state.json"))
+    pub fn state_dir(&self) -> PathBuf {
+        self.state.clone().unwrap_or_else(|| self.manifests.join(".serin"))
     }
 
     pub fn gates_path(&self) -> PathBuf {
@@ -134,7 +134,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         };
         let source = ManifestSource::new(&args.manifests, args.services.as_deref());
         let admin = MeshproxyAdmin::new(&args.meshproxy_admin, client);
-        let controller = Standalone::new(source, args.state_path(), admin, metrics)?;
+        let controller = Standalone::new(source, StateStore::new(&args.state_dir()), admin, metrics)?;
         let gates = Arc::new(GateStore::open_file(&args.gates_path()).map_err(anyhow::Error::msg)?);
         let state = controller.state.clone();
         let status = Arc::new(move || serde_json::to_value(&*state.lock().expect("state lock")).unwrap_or_default());
@@ -159,9 +159,14 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let path = if args.state.is_dir() { args.state.join(".serin").join("state.json") } else { args.state.clone() };
-    anyhow::ensure!(path.exists(), "{}: no state file (has `serin-controller standalone` run here?)", path.display());
-    let state = StandaloneState::load(&path)?;
+    // The manifests folder (holding `.serin`) or the state folder itself.
+    let path = if args.state.join(".serin").is_dir() { args.state.join(".serin") } else { args.state.clone() };
+    anyhow::ensure!(
+        path.join("canaries").is_dir() || path.join("state.json").is_file(),
+        "{}: no Serin state here (has `serin-controller standalone` run here?)",
+        path.display()
+    );
+    let state = StateStore::new(&path).load()?;
     let selected: Vec<_> = state
         .canaries
         .iter()

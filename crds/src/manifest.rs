@@ -51,7 +51,17 @@ const TOP_LEVEL_KEYS: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "st
 
 /// Reads every document of a YAML stream. `source_name` (a path, usually) is used in errors.
 pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text)
+    // Manifests are the operator's own files, and a folder may hold thousands of Canaries in one
+    // stream: the parser's default budget (1,024 documents, 250,000 nodes) is raised to fit them,
+    // still bounded.
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: 100_000,
+            max_nodes: 20_000_000,
+            max_events: 50_000_000,
+        },
+    };
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
         .map_err(|e| ManifestError::Yaml { source_name: source_name.to_string(), message: e.to_string() })?;
     documents
         .into_iter()

@@ -20,8 +20,8 @@ use crate::config::parse_config;
 use crate::metrics::ProxyMetrics;
 use crate::store::ConfigStore;
 
-/// Largest config accepted through the API.
-const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Largest config accepted through the API: room for ten thousand Canaries with their routes.
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
 pub struct Admin {
     pub store: Arc<ConfigStore>,

@@ -113,8 +113,18 @@ impl MetricSources {
     /// Flagger's availability check before the first analysis: every provider the Canary uses must
     /// answer. Returns the problems found, one per provider.
     pub async fn check_online(&self, subject: Subject<'_>, catalog: &Catalog) -> Vec<String> {
+        self.check_online_skipping(subject, catalog, &mut Vec::new()).await
+    }
+
+    /// As [`MetricSources::check_online`], skipping the providers in `checked` and adding the ones
+    /// it checks: a controller with many Canaries asks each provider once.
+    pub async fn check_online_skipping(
+        &self,
+        subject: Subject<'_>,
+        catalog: &Catalog,
+        checked: &mut Vec<String>,
+    ) -> Vec<String> {
         let mut problems = Vec::new();
-        let mut checked: Vec<String> = Vec::new();
         for metric in &subject.spec.analysis.metrics {
             match self.source_of(subject, catalog, metric) {
                 Ok(Source::Prometheus(server, _)) => {

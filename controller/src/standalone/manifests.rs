@@ -49,11 +49,14 @@ pub struct Manifests {
     pub routes: Vec<HttpRoute>,
     pub traffic_policies: Vec<TrafficPolicy>,
     pub groups: Vec<EndpointGroup>,
+    /// Index into `groups` by (namespace, name).
+    group_index: std::collections::HashMap<(String, String), usize>,
 }
 
 impl Manifests {
     pub fn group(&self, namespace: &str, name: &str) -> Option<&EndpointGroup> {
-        self.groups.iter().find(|g| g.namespace == namespace && g.name == name)
+        let index = self.group_index.get(&(namespace.to_string(), name.to_string()))?;
+        self.groups.get(*index)
     }
 }
 
@@ -106,7 +109,10 @@ impl ManifestSource {
         let mut problems = Vec::new();
         let mut manifests = Manifests::default();
         match groups::load(&self.services) {
-            Ok(groups) => manifests.groups = groups,
+            Ok(groups) => {
+                manifests.group_index = groups.iter().enumerate().map(|(i, g)| (g.key(), i)).collect();
+                manifests.groups = groups;
+            }
             Err(problem) => problems.push(problem),
         }
         let files = self.yaml_files().map_err(|p| vec![p])?;

@@ -1,23 +1,25 @@
 //! Standalone mode: the engine on one machine, no cluster. Canaries come from a folder of manifests,
 //! services are endpoint groups, weights go to meshproxy through its admin API, metrics come from
-//! meshproxy (or Prometheus), and status lives in a state file.
+//! meshproxy (or Prometheus), and status lives in a state folder, one file per Canary.
 //!
 //! Each loop: reload the manifests if a file changed (a bad change is reported and the last good
-//! set keeps running), tick every Canary that is due, and make meshproxy run the config the state
-//! implies. A tick writes the decided status before carrying out its actions, as the engine asks.
+//! set keeps running), tick the Canaries that are due (a schedule, not a scan), and make meshproxy
+//! run the config the state implies. A tick goes through the shared reconcile routine, which writes
+//! the decided status before carrying out its actions.
 
 pub mod demo;
 pub mod error;
 pub mod groups;
 pub mod manifests;
 pub mod router;
+pub mod schedule;
 pub mod state;
 pub mod tick;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serin_meshproxy_api::ProxyConfig;
@@ -26,16 +28,25 @@ use crate::analysis::MetricSources;
 use crate::hooks::alerts::AlertSender;
 use crate::hooks::webhook::WebhookCaller;
 use error::{MeshproxyError, StartError};
-use manifests::{ManifestSource, Manifests};
+use manifests::{LoadedCanary, ManifestSource, Manifests};
 use router::MeshproxyAdmin;
-use state::StandaloneState;
+use schedule::Schedule;
+use state::{StandaloneState, StateStore};
 
-/// How often the loop wakes to look for due ticks and changed files.
+/// The longest the loop sleeps: how often meshproxy's generation is checked when no tick is due.
 const LOOP_PERIOD: Duration = Duration::from_millis(250);
+/// How long after a failed meshproxy sync the next one is tried.
+const SYNC_RETRY: Duration = Duration::from_secs(2);
+/// Ticks due this close together run in one wake-up.
+const TICK_BATCH: Duration = Duration::from_millis(5);
+/// How often the manifests folder is looked at for changes.
+const RELOAD_PERIOD: Duration = Duration::from_secs(1);
+/// How often the schedule's health (ticks run, how late) is logged.
+const SCHEDULE_REPORT_PERIOD: Duration = Duration::from_secs(10);
 
 pub struct Standalone {
     pub source: ManifestSource,
-    pub state_path: PathBuf,
+    pub store: StateStore,
     pub meshproxy: MeshproxyAdmin,
     pub metrics: MetricSources,
     pub webhooks: WebhookCaller,
@@ -43,38 +54,61 @@ pub struct Standalone {
     /// Shared with the API's `/status`.
     pub state: Arc<Mutex<StandaloneState>>,
     manifests: Manifests,
+    /// The manifests' Canaries by `namespace/name`.
+    by_key: HashMap<String, Arc<LoadedCanary>>,
+    schedule: Schedule,
     fingerprint: Vec<(PathBuf, Option<std::time::SystemTime>)>,
+    last_reload_check: Instant,
+    last_schedule_report: Instant,
+    last_sync: Instant,
+    /// After a failed sync: not before then.
+    sync_retry_at: Option<Instant>,
+    /// The state changed in a way the meshproxy config may follow; rebuild it before the next sync.
+    config_stale: bool,
     /// The config last pushed and the generation meshproxy gave it.
     pushed: Option<(ProxyConfig, u64)>,
+    /// History lines in each Canary's file since it was last cut back.
+    history_lines: HashMap<String, usize>,
     /// When each endpoint group was first seen not ready, by `namespace/name`.
     not_ready_since: BTreeMap<String, Timestamp>,
 }
 
 impl Standalone {
-    /// Loads the manifests and the state file; any problem is returned, every one of them.
+    /// Loads the manifests and the state; every manifest problem is returned.
     pub fn new(
         source: ManifestSource,
-        state_path: PathBuf,
+        store: StateStore,
         meshproxy: MeshproxyAdmin,
         metrics: MetricSources,
     ) -> Result<Standalone, StartError> {
         let fingerprint = source.fingerprint();
         let manifests = source.load().map_err(StartError::Manifests)?;
-        let state = StandaloneState::load(&state_path)?;
+        let state = store.load()?;
+        let history_lines = state.canaries.iter().map(|(key, r)| (key.clone(), r.history.len())).collect();
         let client = metrics.client.clone();
-        Ok(Standalone {
+        let mut standalone = Standalone {
             source,
-            state_path,
+            store,
             meshproxy,
             metrics,
             webhooks: WebhookCaller::new(client.clone()),
             alerts: AlertSender::new(client),
             state: Arc::new(Mutex::new(state)),
-            manifests,
+            manifests: Manifests::default(),
+            by_key: HashMap::new(),
+            schedule: Schedule::default(),
             fingerprint,
+            last_reload_check: Instant::now(),
+            last_schedule_report: Instant::now(),
+            last_sync: Instant::now(),
+            sync_retry_at: None,
+            config_stale: true,
             pushed: None,
+            history_lines,
             not_ready_since: BTreeMap::new(),
-        })
+        };
+        standalone.take_manifests(manifests);
+        Ok(standalone)
     }
 
     pub fn manifests(&self) -> &Manifests {
@@ -83,36 +117,71 @@ impl Standalone {
 
     /// Runs until the process ends.
     pub async fn run(mut self) {
+        // Flagger's availability check, once per provider however many Canaries share it.
+        let mut checked = Vec::new();
         for canary in self.manifests.canaries.clone() {
             let subject =
                 crate::analysis::Subject { name: &canary.name, namespace: &canary.namespace, spec: &canary.spec };
-            for problem in self.metrics.check_online(subject, &self.manifests.catalog).await {
+            for problem in self.metrics.check_online_skipping(subject, &self.manifests.catalog, &mut checked).await {
                 tracing::warn!(canary = %canary.key(), %problem, "metrics provider not available");
             }
         }
         loop {
             self.step().await;
-            tokio::time::sleep(LOOP_PERIOD).await;
+            // Wake for the next due tick (ticks due within a few milliseconds run together), and at
+            // least every loop period for meshproxy and the files.
+            let until_due = self.schedule.next_due().map_or(LOOP_PERIOD, |at| {
+                let wait = at.duration_since(Timestamp::now());
+                if wait.is_negative() { Duration::ZERO } else { wait.unsigned_abs().min(LOOP_PERIOD) }
+            });
+            tokio::time::sleep(until_due.max(TICK_BATCH)).await;
         }
     }
 
     /// One pass: reload, tick what is due, sync meshproxy.
     pub async fn step(&mut self) {
-        self.reload_if_changed();
+        if self.last_reload_check.elapsed() >= RELOAD_PERIOD {
+            self.last_reload_check = Instant::now();
+            self.reload_if_changed();
+        }
         let now = Timestamp::now();
-        for canary in self.manifests.canaries.clone() {
-            let due = {
-                let state = self.state.lock().expect("state lock");
-                state.canaries.get(&canary.key()).and_then(|r| r.next_tick_at).is_none_or(|at| at <= now)
-            };
-            if due {
-                self.tick(&canary).await;
-            }
+        while let Some(key) = self.schedule.pop_due(now) {
+            let Some(canary) = self.by_key.get(&key).cloned() else { continue };
+            let next = self.tick(&canary).await;
+            self.schedule.set(&key, next);
         }
-        self.forget_removed();
+        self.report_schedule();
+        if !self.config_stale && self.last_sync.elapsed() < LOOP_PERIOD {
+            return;
+        }
+        if self.sync_retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        self.last_sync = Instant::now();
+        self.sync_retry_at = None;
         if let Err(problem) = self.sync_meshproxy().await {
-            tracing::warn!(%problem, "meshproxy does not run the intended config yet; retrying");
+            tracing::warn!(%problem, label = problem.label(), "meshproxy does not run the intended config yet; retrying");
+            // A refused or unreachable meshproxy is asked again shortly, not on every wake-up.
+            self.sync_retry_at = Some(Instant::now() + SYNC_RETRY);
+            self.config_stale = true;
         }
+    }
+
+    fn report_schedule(&mut self) {
+        if self.last_schedule_report.elapsed() < SCHEDULE_REPORT_PERIOD {
+            return;
+        }
+        let seconds = self.last_schedule_report.elapsed().as_secs_f64();
+        self.last_schedule_report = Instant::now();
+        let mut lateness = self.schedule.take_lateness();
+        tracing::info!(
+            canaries = self.schedule.len(),
+            ticks_per_second = (lateness.ticks() as f64 / seconds * 10.0).round() / 10.0,
+            late_p50_ms = lateness.quantile_ms(0.5),
+            late_p99_ms = lateness.quantile_ms(0.99),
+            late_max_ms = lateness.quantile_ms(1.0),
+            "schedule"
+        );
     }
 
     fn reload_if_changed(&mut self) {
@@ -124,7 +193,7 @@ impl Standalone {
         match self.source.load() {
             Ok(manifests) => {
                 tracing::info!(canaries = manifests.canaries.len(), "manifests reloaded");
-                self.manifests = manifests;
+                self.take_manifests(manifests);
             }
             Err(problems) => {
                 for problem in problems {
@@ -134,28 +203,40 @@ impl Standalone {
         }
     }
 
-    /// A Canary removed from the manifests is no longer managed: its record goes, and with it the
-    /// generated route.
-    fn forget_removed(&mut self) {
-        let keys: Vec<String> = self.manifests.canaries.iter().map(|c| c.key()).collect();
+    /// Starts running `manifests`: new Canaries are due now, and a Canary removed from them is no
+    /// longer managed: its record goes, and with it the generated route.
+    fn take_manifests(&mut self, manifests: Manifests) {
+        self.by_key = manifests.canaries.iter().map(|c| (c.key(), c.clone())).collect();
+        self.schedule.retain_and_add(self.by_key.keys().map(String::as_str), Timestamp::now());
+        self.manifests = manifests;
+        self.config_stale = true;
         let mut state = self.state.lock().expect("state lock");
-        let before = state.canaries.len();
-        state.canaries.retain(|key, _| keys.contains(key));
-        if state.canaries.len() != before
-            && let Err(problem) = state.save(&self.state_path)
-        {
-            tracing::error!(%problem, "cannot write the state file");
+        let removed: Vec<String> = state.canaries.keys().filter(|k| !self.by_key.contains_key(*k)).cloned().collect();
+        for key in removed {
+            state.canaries.remove(&key);
+            self.history_lines.remove(&key);
+            if let Err(problem) = self.store.remove(&key) {
+                tracing::error!(canary = %key, %problem, "cannot remove the state of a Canary no longer managed");
+            }
         }
     }
 
     /// Pushes the config the state implies when meshproxy runs anything else (also after a
-    /// meshproxy restart, which shows as a generation we did not set).
+    /// meshproxy restart, which shows as a generation we did not set). The config is rebuilt only
+    /// when the manifests or a record changed.
     async fn sync_meshproxy(&mut self) -> Result<(), MeshproxyError> {
+        let generation = self.meshproxy.generation().await?;
+        if !self.config_stale
+            && let Some((_, pushed_generation)) = &self.pushed
+            && *pushed_generation == generation
+        {
+            return Ok(());
+        }
         let desired = {
             let state = self.state.lock().expect("state lock");
             router::desired_config(&self.manifests, &state)
         };
-        let generation = self.meshproxy.generation().await?;
+        self.config_stale = false;
         if let Some((config, pushed_generation)) = &self.pushed
             && *config == desired
             && *pushed_generation == generation

@@ -16,7 +16,7 @@ use super::Standalone;
 use super::error::StandaloneError;
 use super::groups::{EndpointGroup, revision_source};
 use super::manifests::LoadedCanary;
-use super::state::{CanaryRecord, EventRecord, HistoryPoint};
+use super::state::{CanaryRecord, EventRecord, HISTORY_KEPT, HistoryPoint};
 use crate::analysis::Subject;
 use crate::engine::{
     Action, EventKind, HookOutcome, MetricObservation, Observations, Readiness, RolloutDecision, revision::Revision,
@@ -36,32 +36,65 @@ pub struct Held {
 }
 
 impl Standalone {
-    /// One reconcile of one Canary through the routine every platform shares.
-    pub(super) async fn tick(&mut self, canary: &LoadedCanary) {
+    /// One reconcile of one Canary through the routine every platform shares; returns when the
+    /// next one is due.
+    pub(super) async fn tick(&mut self, canary: &LoadedCanary) -> Timestamp {
         let reference = canary.reference();
+        let before = self.state.lock().expect("state lock").canaries.get(&canary.key()).and_then(|r| r.status.clone());
         match reconcile(self, reference).await {
             Ok(reconciled) => {
                 let status = &reconciled.decision.status;
                 for (action, problem) in &reconciled.failed {
-                    tracing::warn!(canary = %canary.key(), ?action, %problem, "action failed; it is decided again next tick");
+                    tracing::warn!(canary = %canary.key(), ?action, %problem, label = problem.label(), "action failed; it is decided again next tick");
                 }
-                tracing::info!(
-                    canary = %canary.key(),
-                    phase = %status.phase,
-                    weight = status.canary_weight,
-                    failed_checks = status.failed_checks,
-                    message = %status.message,
-                    "tick"
-                );
+                // An idle Canary's tick changes nothing: worth a line only when asked for.
+                if before.as_ref() != Some(status) {
+                    tracing::info!(
+                        canary = %canary.key(),
+                        phase = %status.phase,
+                        weight = status.canary_weight,
+                        failed_checks = status.failed_checks,
+                        message = %status.message,
+                        "tick"
+                    );
+                } else {
+                    tracing::debug!(canary = %canary.key(), phase = %status.phase, "tick: nothing changed");
+                }
+                Timestamp::now() + signed(reconciled.decision.requeue_after)
             }
-            Err(problem) => tracing::error!(canary = %canary.key(), %problem, label = problem.label(), "tick failed"),
+            Err(problem) => {
+                tracing::error!(canary = %canary.key(), %problem, label = problem.label(), "tick failed");
+                Timestamp::now() + signed(crate::engine::strategy::interval(&canary.spec.analysis))
+            }
         }
     }
 
-    fn store(&self, key: String, record: CanaryRecord) -> Result<(), StandaloneError> {
-        let mut state = self.state.lock().expect("state lock");
+    /// Keeps the record in memory and writes it when it changed; a change to what routing reads
+    /// makes the meshproxy config stale.
+    fn store(&mut self, key: String, record: CanaryRecord) -> Result<(), StandaloneError> {
+        let shared = self.state.clone();
+        let mut state = shared.lock().expect("state lock");
+        let previous = state.canaries.get(&key);
+        let wrote = self.store.save_if_changed(&key, &record, previous)?;
+        self.config_stale |= wrote && previous.is_none_or(|p| p.routing() != record.routing());
         state.canaries.insert(key, record);
-        state.save(&self.state_path).map_err(StandaloneError::from)
+        Ok(())
+    }
+
+    /// Appends a history point when the phase, weight, checks or values moved.
+    fn record_history(&mut self, key: &str, record: &mut CanaryRecord, point: HistoryPoint) {
+        if record.history.last().is_some_and(|last| last.same_as(&point)) {
+            return;
+        }
+        let lines = self.history_lines.entry(key.to_string()).or_default();
+        if let Err(problem) = self.store.append_history(key, &point, *lines) {
+            tracing::warn!(canary = %key, %problem, "cannot append to the history; charts miss a point");
+        }
+        *lines = if *lines >= 2 * HISTORY_KEPT { HISTORY_KEPT } else { *lines + 1 };
+        record.history.push(point);
+        if record.history.len() > HISTORY_KEPT {
+            record.history.drain(..record.history.len() - HISTORY_KEPT);
+        }
     }
 }
 
@@ -121,16 +154,15 @@ impl Platform for Standalone {
     ) -> Result<(), StandaloneError> {
         let record = &mut held.record;
         record.status = Some(decision.status.clone());
-        let requeue =
-            jiff::SignedDuration::try_from(decision.requeue_after).unwrap_or(jiff::SignedDuration::from_secs(1));
-        record.next_tick_at = Some(Timestamp::now() + requeue);
-        record.push_history(HistoryPoint {
+        record.next_tick_at = Some(Timestamp::now() + signed(decision.requeue_after));
+        let point = HistoryPoint {
             at: Timestamp::now(),
             phase: decision.status.phase.to_string(),
             canary_weight: decision.status.canary_weight,
             failed_checks: decision.status.failed_checks,
             metrics: decision.status.metrics.iter().map(|m| (m.name.clone(), (m.value, m.primary_value))).collect(),
-        });
+        };
+        self.record_history(&canary.key(), record, point);
         self.store(canary.key(), record.clone())
     }
 
@@ -245,4 +277,8 @@ impl Standalone {
         };
         Readiness::Pending { reason, since }
     }
+}
+
+fn signed(duration: std::time::Duration) -> jiff::SignedDuration {
+    jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::from_secs(1))
 }

@@ -13,7 +13,7 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serin_controller::standalone::state::{CanaryRecord, StandaloneState};
+use serin_controller::standalone::state::{CanaryRecord, StateStore};
 use serin_crds::CanaryPhase;
 
 use super::{Mesh, TempDir, mesh_with};
@@ -131,8 +131,8 @@ impl Rig {
     }
 
     pub fn record(&self) -> Option<CanaryRecord> {
-        let path = self.dir.path().join(".serin").join("state.json");
-        StandaloneState::load(&path).ok()?.canaries.get("test/podinfo").cloned()
+        let store = StateStore::new(&self.dir.path().join(".serin"));
+        store.load_one("test/podinfo").ok().flatten()
     }
 
     pub fn phase(&self) -> Option<CanaryPhase> {

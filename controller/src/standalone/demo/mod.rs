@@ -17,7 +17,7 @@ use tokio::process::Command;
 
 use crate::analysis::scrape::{BackendKey, MeshproxyScraper};
 use crate::outbound::Outbound;
-use crate::standalone::state::StandaloneState;
+use crate::standalone::state::StateStore;
 pub use error::DemoError;
 use processes::{Binaries, Children, free_port, wait_listening};
 use report::Sample;
@@ -43,6 +43,9 @@ pub struct DemoOptions {
     /// Where the manifests, logs, state and report go.
     pub folder: PathBuf,
 }
+
+/// The demo's Canary, as the state names it.
+const CANARY: &str = "test/podinfo";
 
 /// Longest a demo rollout may take before it is called stuck.
 const ROLLOUT_LIMIT: Duration = Duration::from_secs(150);
@@ -131,8 +134,8 @@ async fn rollout(
     println!("  controller    http://{}/status", address(api));
     println!("  work folder   {}", folder.display());
 
-    let state_file = manifests.join(".serin").join("state.json");
-    wait_phase(&state_file, children, &[CanaryPhase::Initialized], Duration::from_secs(30)).await?;
+    let store = StateStore::new(&manifests.join(".serin"));
+    wait_phase(&store, children, &[CanaryPhase::Initialized], Duration::from_secs(30)).await?;
     let header = (options.strategy == DemoStrategy::Ab).then_some(("x-canary", "insider"));
     let traffic = traffic::Traffic::start(address(proxy), "podinfo.test", options.rate, header);
     // A few seconds of v1 alone, so the primary has a baseline.
@@ -151,7 +154,7 @@ async fn rollout(
             return Err(DemoError::ProcessExited { exited, folder: folder.clone() });
         }
         let _ = scraper.scrape().await;
-        let record = StandaloneState::load(&state_file).ok().and_then(|s| s.canaries.get("test/podinfo").cloned());
+        let record = store.load_one(CANARY).ok().flatten();
         let status = record.and_then(|r| r.status).unwrap_or_default();
         let window = Duration::from_secs(5);
         let measure = |backend: &str| {
@@ -186,10 +189,7 @@ async fn rollout(
         }
     };
     let sent = traffic.stop();
-    let record = StandaloneState::load(&state_file)
-        .ok()
-        .and_then(|s| s.canaries.get("test/podinfo").cloned())
-        .unwrap_or_default();
+    let record = store.load_one(CANARY).ok().flatten().unwrap_or_default();
     let deployed_at = started;
     let events: Vec<(f64, String)> = record
         .events
@@ -230,20 +230,18 @@ fn strategy_name(strategy: DemoStrategy) -> &'static str {
 }
 
 async fn wait_phase(
-    state_file: &Path,
+    store: &StateStore,
     children: &mut Children,
     phases: &[CanaryPhase],
     limit: Duration,
 ) -> Result<(), DemoError> {
     let deadline = Instant::now() + limit;
-    let folder = state_file.parent().and_then(Path::parent).unwrap_or(Path::new(".")).to_path_buf();
+    let folder = store.dir().parent().and_then(Path::parent).unwrap_or(Path::new(".")).to_path_buf();
     loop {
         if let Some(exited) = children.exited() {
             return Err(DemoError::ProcessExited { exited, folder });
         }
-        let phase = StandaloneState::load(state_file)
-            .ok()
-            .and_then(|s| s.canaries.get("test/podinfo").and_then(|r| r.status.as_ref().map(|s| s.phase)));
+        let phase = store.load_one(CANARY).ok().flatten().and_then(|r| r.status.map(|s| s.phase));
         if phase.is_some_and(|p| phases.contains(&p)) {
             return Ok(());
         }
