@@ -124,6 +124,55 @@ async fn a_confirm_promotion_gate_holds_until_opened_through_the_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_affinity_pins_each_client_to_the_version_that_first_answered_it() {
+    let v1 = support::app("v1", 0.0, 0).await;
+    let v2 = support::app("v2", 0.0, 0).await;
+    let analysis = |hooks: &str| {
+        format!(
+            "    threshold: 3\n    stepWeight: 30\n    maxWeight: 30\n    sessionAffinity: {{cookieName: canary-session, primaryCookieName: primary-session, maxAge: 600}}\n{hooks}{METRICS}"
+        )
+    };
+    let rig = Rig::start(&canary_yaml(&analysis("")), v1).await;
+    let gate = format!(
+        "    webhooks:\n      - {{type: confirm-promotion, name: approval, url: \"http://{}/gates/test/podinfo/promotion\"}}\n",
+        rig.api
+    );
+    std::fs::write(rig.manifests().join("canary.yaml"), canary_yaml(&analysis(&gate))).unwrap();
+    rig.start_traffic(60, None);
+    rig.point_canary_at(v2, "v2");
+    let waiting = rig.wait_for(&[CanaryPhase::WaitingPromotion], LIMIT).await;
+    let status = waiting.status.unwrap();
+    let canary_cookie = status.session_affinity_cookie.clone().expect("a run with session affinity has a cookie");
+    let primary_cookie = status.primary_session_affinity_cookie.clone().expect("and one for the primary");
+
+    // New clients land by weight, and each answer sets the cookie of the version that gave it.
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..40 {
+        let (version, set_cookies) = rig.version_with_cookie(None).await;
+        let expected = if version == "v2" { &canary_cookie } else { &primary_cookie };
+        assert!(
+            set_cookies.iter().any(|c| c.starts_with(&format!("{expected}; Max-Age=600"))),
+            "{version}: {set_cookies:?}"
+        );
+        *seen.entry(version).or_insert(0) += 1;
+    }
+    assert!(seen.len() == 2, "both versions answer new clients at weight 30: {seen:?}");
+    // A client holding a cookie stays where it was, whatever the weights say.
+    for _ in 0..15 {
+        assert_eq!(rig.version_with_cookie(Some(&format!("theme=dark; {canary_cookie}"))).await.0, "v2");
+        assert_eq!(rig.version_with_cookie(Some(&primary_cookie)).await.0, "v1");
+    }
+
+    assert_eq!(rig.post("/gates/test/podinfo/promotion/open").await, 200);
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    assert_eq!(record.status.as_ref().unwrap().phase, CanaryPhase::Succeeded);
+    // After the run, the old canary cookie is expired on the client that still sends it.
+    let (version, set_cookies) = rig.version_with_cookie(Some(&canary_cookie)).await;
+    assert_eq!(version, "v2", "the primary now runs v2");
+    assert!(set_cookies.iter().any(|c| c.starts_with(&format!("{canary_cookie}; Max-Age=-1"))), "{set_cookies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_mid_analysis_resumes_the_same_rollout() {
     let mut rig = roll_out("    threshold: 3\n    stepWeight: 10\n    maxWeight: 50", 0.0, 0, None).await;
     // Kill it once the canary takes traffic, in the middle of the analysis.

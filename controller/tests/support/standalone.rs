@@ -200,6 +200,26 @@ impl Rig {
     }
 
     /// The version that answers `podinfo.test` now, through meshproxy.
+    /// Sends one request to `podinfo.test`, with a Cookie header if given; returns the version that
+    /// answered and the response's Set-Cookie values.
+    pub async fn version_with_cookie(&self, cookie: Option<&str>) -> (String, Vec<String>) {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut request = Request::get(format!("http://{}/version", self.mesh.proxy)).header("host", "podinfo.test");
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = client.request(request.body(Full::default()).unwrap()).await.unwrap();
+        let set_cookies = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .collect();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (json["version"].as_str().unwrap_or_default().to_string(), set_cookies)
+    }
+
     pub async fn serving_version(&self) -> String {
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let request = Request::get(format!("http://{}/version", self.mesh.proxy))
