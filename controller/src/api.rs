@@ -1,5 +1,12 @@
-//! The controller's HTTP API: health, the built-in gates, and (in standalone mode) the status of
-//! every Canary. Bodies are JSON; errors say what was wrong with the request.
+//! The controller's HTTP API: health, the built-in gates, and in standalone mode the status of
+//! every Canary and operator requests. Bodies are JSON; errors say what was wrong with the request.
+//!
+//! - `GET /healthz`, `GET /status`
+//! - `GET /gates`, `GET|POST /gates/{ns}/{name}/{gate}` (200 open, 403 closed),
+//!   `POST /gates/{ns}/{name}/{gate}/open|close`
+//! - `POST /canaries/{ns}/{name}/{promote|abort|pause|resume|retry}[?id=ID]`: accepted (202) and acted
+//!   on at the Canary's next tick; the outcome is in its status (`lastHandledRequest`) and events
+//! - `POST /canaries/{ns}/{name}/{open-gate|close-gate}/{gate}`: the gate changes at once
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +21,10 @@ use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::hooks::gates::{GateRequest, GateStore};
+use serin_crds::operator_request::{OperatorRequest, RequestAction};
+
+use crate::hooks::gates::{Gate, GateRequest, GateStore};
+use crate::standalone::requests::RequestStore;
 
 /// Reports the status of every Canary, for `GET /status`.
 pub type StatusReport = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -22,6 +32,8 @@ pub type StatusReport = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 pub struct Api {
     pub gates: Arc<GateStore>,
     pub status: Option<StatusReport>,
+    /// Where operator requests go (standalone mode).
+    pub requests: Option<Arc<RequestStore>>,
 }
 
 /// Binds `listen` and serves the API in the background; returns the bound address.
@@ -56,13 +68,78 @@ impl Api {
                 None => reply(StatusCode::NOT_FOUND, json!({"error": "no status here"})),
             };
         }
+        if let Some(rest) = path.strip_prefix("/canaries/") {
+            return self.operator_request(&method, rest, request.uri().query());
+        }
         match GateRequest::parse(&method, &path) {
             Some(Ok(request)) => self.gate(request),
             Some(Err(problem)) => reply(StatusCode::BAD_REQUEST, json!({"error": problem.to_string()})),
             None => reply(
                 StatusCode::NOT_FOUND,
-                json!({"error": format!("{method} {path}: not found; the API serves /healthz, /status and /gates")}),
+                json!({"error": format!("{method} {path}: not found; the API serves /healthz, /status, /gates and /canaries")}),
             ),
+        }
+    }
+
+    /// `{ns}/{name}/{action}[/{gate}]`.
+    fn operator_request(&self, method: &http::Method, rest: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+        let Some(requests) = &self.requests else {
+            return reply(StatusCode::NOT_FOUND, json!({"error": "this controller takes no operator requests"}));
+        };
+        let segments: Vec<&str> = rest.split('/').collect();
+        let (namespace, name, action, gate) = match segments.as_slice() {
+            [namespace, name, action] => (*namespace, *name, *action, None),
+            [namespace, name, action, gate] => (*namespace, *name, *action, Some(*gate)),
+            _ => {
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": "operator requests are POST /canaries/{namespace}/{name}/{action}[/{gate}]"}),
+                );
+            }
+        };
+        if method != http::Method::POST {
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": format!("{method}: operator requests are POST")}),
+            );
+        }
+        let key = format!("{namespace}/{name}");
+        if !requests.is_known(&key) {
+            return reply(StatusCode::NOT_FOUND, json!({"error": format!("no Canary {key} in the manifests")}));
+        }
+        let Some(action) = RequestAction::parse(action) else {
+            let actions = RequestAction::ALL.map(RequestAction::as_str).join(", ");
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("action {action:?} is not one of {actions}")}),
+            );
+        };
+        let id = query
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("id=")))
+            .map(str::to_string)
+            .unwrap_or_else(new_request_id);
+        let request = match OperatorRequest::new(&id, action, gate) {
+            Ok(request) => request,
+            Err(problem) => return reply(StatusCode::BAD_REQUEST, json!({"error": problem.to_string()})),
+        };
+        if action.is_gate() {
+            let gate = Gate::parse(gate.unwrap_or_default()).expect("the request checked the gate");
+            return self.gate(GateRequest::Set {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                gate,
+                open: action == RequestAction::OpenGate,
+            });
+        }
+        match requests.submit(&key, request) {
+            Ok(()) => {
+                tracing::info!(canary = %key, %action, %id, "operator request accepted");
+                reply(
+                    StatusCode::ACCEPTED,
+                    json!({"canary": key, "action": action.as_str(), "id": id, "state": "accepted; acted on at the next tick, see status.lastHandledRequest and the events"}),
+                )
+            }
+            Err(problem) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": problem.to_string()})),
         }
     }
 
@@ -88,6 +165,13 @@ impl Api {
             },
         }
     }
+}
+
+/// A request id nobody else will have: the time in microseconds and a counter.
+fn new_request_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("api-{}-{n}", jiff::Timestamp::now().as_microsecond())
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {

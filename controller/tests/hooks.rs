@@ -122,8 +122,12 @@ async fn gates_open_through_the_api_answer_webhooks_and_survive_a_restart() {
     let folder = support::TempDir::new("gates");
     let file = folder.path().join("gates.json");
     let gates = Arc::new(GateStore::open_file(&file).unwrap());
-    let address =
-        api::start("127.0.0.1:0".parse().unwrap(), Arc::new(Api { gates: gates.clone(), status: None })).await.unwrap();
+    let address = api::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(Api { gates: gates.clone(), status: None, requests: None }),
+    )
+    .await
+    .unwrap();
     let caller = WebhookCaller::new(Outbound::new());
     let gate_hook = vec![hook(
         HookType::ConfirmPromotion,

@@ -172,6 +172,77 @@ async fn session_affinity_pins_each_client_to_the_version_that_first_answered_it
     assert!(set_cookies.iter().any(|c| c.starts_with(&format!("{canary_cookie}; Max-Age=-1"))), "{set_cookies:?}");
 }
 
+fn status_of(record: &serin_controller::standalone::state::CanaryRecord) -> &serin_crds::CanaryStatus {
+    record.status.as_ref().expect("a status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_requests_on_the_api_pause_resume_and_promote_a_run() {
+    let rig = roll_out("    threshold: 3\n    stepWeight: 10\n    maxWeight: 80", 0.0, 0, None).await;
+    rig.wait_until("progressing at 10%", LIMIT, |r| {
+        status_of(r).phase == CanaryPhase::Progressing && status_of(r).canary_weight >= 10
+    })
+    .await;
+
+    assert_eq!(rig.post("/canaries/test/podinfo/pause?id=hold-1").await, 202);
+    let paused =
+        rig.wait_until("paused", LIMIT, |r| status_of(r).last_handled_request.as_deref() == Some("hold-1")).await;
+    assert!(status_of(&paused).paused, "{:#?}", status_of(&paused));
+    assert!(paused.events.iter().any(|e| e.reason == "Paused"), "{:#?}", paused.events);
+    let held = status_of(&paused).canary_weight;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let still = rig.record().unwrap();
+    assert_eq!((status_of(&still).phase, status_of(&still).canary_weight), (CanaryPhase::Progressing, held));
+
+    assert_eq!(rig.post("/canaries/test/podinfo/resume").await, 202);
+    rig.wait_until("stepping on after resume", LIMIT, |r| status_of(r).canary_weight > held).await;
+
+    assert_eq!(rig.post("/canaries/test/podinfo/promote?id=ship-it").await, 202);
+    let record = rig.wait_for(&[CanaryPhase::Succeeded, CanaryPhase::Failed], LIMIT).await;
+    assert_eq!(status_of(&record).phase, CanaryPhase::Succeeded, "{:#?}", record.events);
+    assert_eq!(status_of(&record).last_handled_request.as_deref(), Some("ship-it"));
+    assert!(record.events.iter().any(|e| e.reason == "Promote"), "{:#?}", record.events);
+    assert!(status_of(&record).canary_weight < 80, "promoted before the last step");
+    assert_eq!(rig.serving_version().await, "v2");
+    assert_eq!(rig.traffic.transport_errors.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_and_retry_on_the_api_and_bad_requests_refused_by_name() {
+    let rig = roll_out("    threshold: 3\n    stepWeight: 10\n    maxWeight: 30", 0.0, 0, None).await;
+    // Bad requests change nothing and say why.
+    assert_eq!(rig.post("/canaries/test/podinfo/promte").await, 400);
+    assert_eq!(rig.post("/canaries/test/nothing/pause").await, 404);
+    assert_eq!(rig.post("/canaries/test/podinfo/open-gate").await, 400);
+    assert_eq!(rig.post("/canaries/test/podinfo/open-gate/merge").await, 400);
+    // A gate request changes the gate at once.
+    assert_eq!(rig.post("/canaries/test/podinfo/open-gate/promotion").await, 200);
+    assert_eq!(rig.post("/gates/test/podinfo/promotion").await, 200, "the gate reads open");
+    assert_eq!(rig.post("/canaries/test/podinfo/close-gate/promotion").await, 200);
+    assert_eq!(rig.post("/gates/test/podinfo/promotion").await, 403, "and closed again");
+
+    rig.wait_until("progressing at 10%", LIMIT, |r| {
+        status_of(r).phase == CanaryPhase::Progressing && status_of(r).canary_weight >= 10
+    })
+    .await;
+    assert_eq!(rig.post("/canaries/test/podinfo/abort?id=stop").await, 202);
+    let failed = rig.wait_for(&[CanaryPhase::Failed, CanaryPhase::Succeeded], LIMIT).await;
+    assert_eq!(status_of(&failed).phase, CanaryPhase::Failed);
+    assert!(status_of(&failed).last_failure_reason.as_deref().unwrap_or_default().contains("aborted by operator"));
+    assert_eq!(rig.serving_version().await, "v1");
+
+    // Retry runs the failed revision again; healthy, it is promoted this time.
+    assert_eq!(rig.post("/canaries/test/podinfo/retry?id=again").await, 202);
+    let record = rig
+        .wait_until("promoted after the retry", LIMIT, |r| {
+            status_of(r).last_handled_request.as_deref() == Some("again")
+                && status_of(r).phase == CanaryPhase::Succeeded
+        })
+        .await;
+    assert!(record.events.iter().any(|e| e.reason == "Retry"), "{:#?}", record.events);
+    assert_eq!(rig.serving_version().await, "v2");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_mid_analysis_resumes_the_same_rollout() {
     let mut rig = roll_out("    threshold: 3\n    stepWeight: 10\n    maxWeight: 50", 0.0, 0, None).await;

@@ -14,6 +14,7 @@ pub mod crdgen;
 pub mod duration;
 pub mod manifest;
 pub mod metric_template;
+pub mod operator_request;
 pub mod traffic_policy;
 pub mod validation;
 

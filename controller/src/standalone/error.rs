@@ -22,7 +22,7 @@ impl StandaloneError {
     pub fn label(&self) -> &'static str {
         match self {
             StandaloneError::MissingGroup { .. } => "manifest",
-            StandaloneError::State(_) => "state",
+            StandaloneError::State(error) => error.label(),
             StandaloneError::Meshproxy(error) => error.label(),
         }
     }
@@ -37,6 +37,17 @@ pub enum StateError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("writing {}: {source}; check the folder's permissions and free space", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+}
+
+impl StateError {
+    /// A short label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            StateError::Corrupt { .. } => "state_corrupt",
+            StateError::Read { .. } => "state_read",
+            StateError::Write { .. } => "state_write",
+        }
+    }
 }
 
 /// meshproxy's admin API did not take the config.
@@ -71,6 +82,11 @@ pub enum ManifestProblem {
 }
 
 impl ManifestProblem {
+    /// A short label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        "manifest"
+    }
+
     pub fn in_file(file: impl std::fmt::Display, message: impl Into<String>) -> ManifestProblem {
         ManifestProblem::InFile { file: file.to_string(), message: message.into() }
     }

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod groups;
 pub mod manifests;
+pub mod requests;
 pub mod router;
 pub mod schedule;
 pub mod state;
@@ -29,6 +30,7 @@ use crate::hooks::alerts::AlertSender;
 use crate::hooks::webhook::WebhookCaller;
 use error::{MeshproxyError, StartError};
 use manifests::{LoadedCanary, ManifestSource, Manifests};
+use requests::RequestStore;
 use router::MeshproxyAdmin;
 use schedule::Schedule;
 use state::{StandaloneState, StateStore};
@@ -53,6 +55,8 @@ pub struct Standalone {
     pub alerts: AlertSender,
     /// Shared with the API's `/status`.
     pub state: Arc<Mutex<StandaloneState>>,
+    /// Shared with the API, which accepts operator requests into it.
+    pub requests: Arc<RequestStore>,
     manifests: Manifests,
     /// The manifests' Canaries by `namespace/name`.
     by_key: HashMap<String, Arc<LoadedCanary>>,
@@ -84,6 +88,7 @@ impl Standalone {
         let fingerprint = source.fingerprint();
         let manifests = source.load().map_err(StartError::Manifests)?;
         let state = store.load()?;
+        let requests = Arc::new(RequestStore::open(&store.dir().join("requests"))?);
         let history_lines = state.canaries.iter().map(|(key, r)| (key.clone(), r.history.len())).collect();
         let client = metrics.client.clone();
         let mut standalone = Standalone {
@@ -94,6 +99,7 @@ impl Standalone {
             webhooks: WebhookCaller::new(client.clone()),
             alerts: AlertSender::new(client),
             state: Arc::new(Mutex::new(state)),
+            requests,
             manifests: Manifests::default(),
             by_key: HashMap::new(),
             schedule: Schedule::default(),
@@ -207,6 +213,7 @@ impl Standalone {
     /// longer managed: its record goes, and with it the generated route.
     fn take_manifests(&mut self, manifests: Manifests) {
         self.by_key = manifests.canaries.iter().map(|c| (c.key(), c.clone())).collect();
+        self.requests.set_known(self.by_key.keys().cloned());
         self.schedule.retain_and_add(self.by_key.keys().map(String::as_str), Timestamp::now());
         self.manifests = manifests;
         self.config_stale = true;

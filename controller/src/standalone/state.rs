@@ -323,7 +323,7 @@ fn split_key(key: &str) -> (&str, &str) {
 
 /// A name as a file name: anything but lowercase letters, digits, `-` and inner `.` is written
 /// `%XX`, so no name can reach outside its folder or hide as a dot file.
-fn encode(name: &str) -> String {
+pub(super) fn encode(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for (i, byte) in name.bytes().enumerate() {
         let plain = byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || (byte == b'.' && i > 0);
@@ -336,7 +336,7 @@ fn encode(name: &str) -> String {
     out
 }
 
-fn decode(name: &str) -> String {
+pub(super) fn decode(name: &str) -> String {
     let bytes = name.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

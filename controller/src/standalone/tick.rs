@@ -19,7 +19,8 @@ use super::manifests::LoadedCanary;
 use super::state::{CanaryRecord, EventRecord, HISTORY_KEPT, HistoryPoint};
 use crate::analysis::Subject;
 use crate::engine::{
-    Action, EventKind, HookOutcome, MetricObservation, Observations, Readiness, RolloutDecision, revision::Revision,
+    Action, EventKind, HookOutcome, MetricObservation, Observations, OperatorAction, OperatorRequest, Readiness,
+    RolloutDecision, revision::Revision,
 };
 use crate::hooks::alerts::{AlertDirectory, AlertMessage};
 use crate::hooks::webhook::HookTarget;
@@ -44,6 +45,9 @@ impl Standalone {
         match reconcile(self, reference).await {
             Ok(reconciled) => {
                 let status = &reconciled.decision.status;
+                if let Some(id) = &status.last_handled_request {
+                    self.requests.handled(&canary.key(), id);
+                }
                 for (action, problem) in &reconciled.failed {
                     tracing::warn!(canary = %canary.key(), ?action, %problem, label = problem.label(), "action failed; it is decided again next tick");
                 }
@@ -129,7 +133,7 @@ impl Platform for Standalone {
             },
             routes: record.routes.map(Into::into),
             deleting: false,
-            operator: None,
+            operator: self.requests.pending(&canary.key()).and_then(|request| engine_request(&request)),
         };
         Ok(Observed { status: record.status.clone(), observations, held: Held { canary_group, revision, record } })
     }
@@ -281,4 +285,18 @@ impl Standalone {
 
 fn signed(duration: std::time::Duration) -> jiff::SignedDuration {
     jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::from_secs(1))
+}
+
+/// The engine's view of a request; gate requests never reach it (the API opens or closes the gate).
+fn engine_request(request: &serin_crds::operator_request::OperatorRequest) -> Option<OperatorRequest> {
+    use serin_crds::operator_request::RequestAction;
+    let action = match request.action {
+        RequestAction::Promote => OperatorAction::Promote,
+        RequestAction::Abort => OperatorAction::Abort,
+        RequestAction::Pause => OperatorAction::Pause,
+        RequestAction::Resume => OperatorAction::Resume,
+        RequestAction::Retry => OperatorAction::Retry,
+        RequestAction::OpenGate | RequestAction::CloseGate => return None,
+    };
+    Some(OperatorRequest { id: request.id.clone(), action })
 }

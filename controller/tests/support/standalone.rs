@@ -140,6 +140,32 @@ impl Rig {
     }
 
     /// Waits for one of `phases`; panics with the controller's last status and events otherwise.
+    /// Waits until the record satisfies `wanted` (named `what` in the failure).
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        limit: Duration,
+        wanted: impl Fn(&CanaryRecord) -> bool,
+    ) -> CanaryRecord {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(record) = self.record()
+                && wanted(&record)
+            {
+                return record;
+            }
+            if Instant::now() > deadline {
+                let record = self.record();
+                panic!(
+                    "not {what} within {limit:?}; status: {:#?}\nevents: {:#?}",
+                    record.as_ref().and_then(|r| r.status.clone()),
+                    record.map(|r| r.events)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn wait_for(&self, phases: &[CanaryPhase], limit: Duration) -> CanaryRecord {
         let deadline = Instant::now() + limit;
         loop {
