@@ -99,20 +99,27 @@ async fn a_blue_green_release_with_mirroring_promotes() {
     assert_eq!(rig.serving_version().await, "v2");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_confirm_promotion_gate_holds_until_opened_through_the_api() {
+/// A healthy v2 rolling out under `analysis` (lines ending in a newline), held before promotion by a
+/// confirm-promotion gate on the controller's own API.
+async fn roll_out_behind_promotion_gate(analysis: &str) -> Rig {
     let v1 = support::app("v1", 0.0, 0).await;
     let v2 = support::app("v2", 0.0, 0).await;
-    let analysis = |hooks: &str| format!("    threshold: 3\n    stepWeight: 50\n    maxWeight: 50\n{hooks}{METRICS}");
-    let rig = Rig::start(&canary_yaml(&analysis("")), v1).await;
+    let with_hooks = |hooks: &str| canary_yaml(&format!("{analysis}{hooks}{METRICS}"));
+    let rig = Rig::start(&with_hooks(""), v1).await;
     // The gate is on the controller's own API, whose port is known once it runs.
     let gate = format!(
         "    webhooks:\n      - {{type: confirm-promotion, name: approval, url: \"http://{}/gates/test/podinfo/promotion\"}}\n",
         rig.api
     );
-    std::fs::write(rig.manifests().join("canary.yaml"), canary_yaml(&analysis(&gate))).unwrap();
+    std::fs::write(rig.manifests().join("canary.yaml"), with_hooks(&gate)).unwrap();
     rig.start_traffic(60, None);
     rig.point_canary_at(v2, "v2");
+    rig
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_promotion_gate_holds_until_opened_through_the_api() {
+    let rig = roll_out_behind_promotion_gate("    threshold: 3\n    stepWeight: 50\n    maxWeight: 50\n").await;
     let waiting = rig.wait_for(&[CanaryPhase::WaitingPromotion], LIMIT).await;
     assert_eq!(waiting.status.unwrap().canary_weight, 50);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -125,21 +132,10 @@ async fn a_confirm_promotion_gate_holds_until_opened_through_the_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_affinity_pins_each_client_to_the_version_that_first_answered_it() {
-    let v1 = support::app("v1", 0.0, 0).await;
-    let v2 = support::app("v2", 0.0, 0).await;
-    let analysis = |hooks: &str| {
-        format!(
-            "    threshold: 3\n    stepWeight: 30\n    maxWeight: 30\n    sessionAffinity: {{cookieName: canary-session, primaryCookieName: primary-session, maxAge: 600}}\n{hooks}{METRICS}"
-        )
-    };
-    let rig = Rig::start(&canary_yaml(&analysis("")), v1).await;
-    let gate = format!(
-        "    webhooks:\n      - {{type: confirm-promotion, name: approval, url: \"http://{}/gates/test/podinfo/promotion\"}}\n",
-        rig.api
-    );
-    std::fs::write(rig.manifests().join("canary.yaml"), canary_yaml(&analysis(&gate))).unwrap();
-    rig.start_traffic(60, None);
-    rig.point_canary_at(v2, "v2");
+    let rig = roll_out_behind_promotion_gate(
+        "    threshold: 3\n    stepWeight: 30\n    maxWeight: 30\n    sessionAffinity: {cookieName: canary-session, primaryCookieName: primary-session, maxAge: 600}\n",
+    )
+    .await;
     let waiting = rig.wait_for(&[CanaryPhase::WaitingPromotion], LIMIT).await;
     let status = waiting.status.unwrap();
     let canary_cookie = status.session_affinity_cookie.clone().expect("a run with session affinity has a cookie");

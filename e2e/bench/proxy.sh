@@ -37,26 +37,9 @@ HAPROXY_BIN=$(command -v haproxy)
 
 cd "$ROOT"
 cargo build --release -j2 -p serin-meshproxy -p serin-e2e --bin meshproxy --bin serin-testapp --bin serin-loadgen
-BIN=$ROOT/target/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
-WORK=$(mktemp -d)
-STARTED=()
-cleanup() {
-    for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-wait_for() { # address name
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "$2 did not start listening on $1; its log:" >&2
-    cat "$WORK/$2.log" >&2 || true
-    exit 1
-}
+. "$ROOT/e2e/bench/lib.sh"
 
 start() { # name command...
     local name=$1; shift

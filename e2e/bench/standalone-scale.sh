@@ -12,6 +12,7 @@
 #        SERIN_BENCH_SECONDS=N sets the measured window (default 60).
 #        SERIN_BENCH_PERF=1 also samples the controller with `perf record` during the window and
 #        writes the hottest functions to target/bench/standalone-scale-COUNT.perf.txt.
+#        SERIN_BENCH_KEEP=1 keeps the work folder (manifests, state, logs) for a look afterwards.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,24 +33,7 @@ cargo build --release -j2 -p serin-controller -p serin-meshproxy -p serin-e2e \
 BIN=$TARGET/release
 CLK_TCK=$(getconf CLK_TCK)
 
-WORK=$(mktemp -d)
-STARTED=()
-cleanup() {
-    for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${SERIN_BENCH_KEEP:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-wait_for() { # address name
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "$2 did not start listening on $1; its log:" >&2
-    cat "$WORK/$2.log" >&2 || true
-    exit 1
-}
+. "$ROOT/e2e/bench/lib.sh"
 
 cpu_ticks() { # pid: user + system clock ticks so far
     awk '{print $14 + $15}' "/proc/$1/stat"
