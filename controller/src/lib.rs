@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod api;
 pub mod engine;
 pub mod hooks;
+pub mod kube;
 pub mod outbound;
 pub mod reconcile;
 pub mod route;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod kubernetes_cmd;
 mod standalone_cmd;
 
 use anyhow::Context as _;
@@ -44,6 +45,8 @@ enum Command {
     /// Run rollouts on this machine without a cluster: Canaries and friends from a folder of
     /// manifests, services as endpoint groups, weights set in meshproxy through its admin API.
     Standalone(standalone_cmd::StandaloneArgs),
+    /// Run rollouts in Kubernetes: reconcile every Canary the API server holds.
+    Kubernetes(kubernetes_cmd::KubernetesArgs),
     /// Print the status of the Canaries in a standalone state file.
     Status(standalone_cmd::StatusArgs),
     /// A real rollout on this machine: meshproxy, two versions of a sample app, traffic and the
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Standalone(args) => standalone_cmd::run(args),
+        Command::Kubernetes(args) => kubernetes_cmd::run_in_cluster(args),
         Command::Status(args) => standalone_cmd::status(args),
         Command::Demo(args) => standalone_cmd::demo(args),
         Command::Simulate { canary, error_rate, latency_ms, metrics, max_ticks } => {

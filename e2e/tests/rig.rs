@@ -3,6 +3,7 @@
 //!
 //! Run inside the rig: `e2e/rig/rig up && e2e/rig/rig exec cargo test -p serin-e2e --features rig`.
 
+mod kube_mode;
 mod support;
 
 use std::collections::BTreeSet;

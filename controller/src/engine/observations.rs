@@ -67,6 +67,23 @@ pub struct OperatorRequest {
     pub action: OperatorAction,
 }
 
+impl OperatorRequest {
+    /// The engine's view of a request from the annotation or the API; gate requests never reach
+    /// the engine (the platform opens or closes the gate).
+    pub fn from_request(request: &serin_crds::operator_request::OperatorRequest) -> Option<OperatorRequest> {
+        use serin_crds::operator_request::RequestAction;
+        let action = match request.action {
+            RequestAction::Promote => OperatorAction::Promote,
+            RequestAction::Abort => OperatorAction::Abort,
+            RequestAction::Pause => OperatorAction::Pause,
+            RequestAction::Resume => OperatorAction::Resume,
+            RequestAction::Retry => OperatorAction::Retry,
+            RequestAction::OpenGate | RequestAction::CloseGate => return None,
+        };
+        Some(OperatorRequest { id: request.id.clone(), action })
+    }
+}
+
 /// What an operator may ask for without editing the spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperatorAction {

@@ -19,8 +19,8 @@ use super::manifests::LoadedCanary;
 use super::state::{CanaryRecord, EventRecord, HISTORY_KEPT, HistoryPoint};
 use crate::analysis::Subject;
 use crate::engine::{
-    Action, EventKind, HookOutcome, MetricObservation, Observations, OperatorAction, OperatorRequest, Readiness,
-    RolloutDecision, revision::Revision,
+    Action, EventKind, HookOutcome, MetricObservation, Observations, OperatorRequest, Readiness, RolloutDecision,
+    revision::Revision,
 };
 use crate::hooks::alerts::{AlertDirectory, AlertMessage};
 use crate::hooks::webhook::HookTarget;
@@ -133,7 +133,7 @@ impl Platform for Standalone {
             },
             routes: record.routes.map(Into::into),
             deleting: false,
-            operator: self.requests.pending(&canary.key()).and_then(|request| engine_request(&request)),
+            operator: self.requests.pending(&canary.key()).and_then(|request| OperatorRequest::from_request(&request)),
         };
         Ok(Observed { status: record.status.clone(), observations, held: Held { canary_group, revision, record } })
     }
@@ -285,18 +285,4 @@ impl Standalone {
 
 fn signed(duration: std::time::Duration) -> jiff::SignedDuration {
     jiff::SignedDuration::try_from(duration).unwrap_or(jiff::SignedDuration::from_secs(1))
-}
-
-/// The engine's view of a request; gate requests never reach it (the API opens or closes the gate).
-fn engine_request(request: &serin_crds::operator_request::OperatorRequest) -> Option<OperatorRequest> {
-    use serin_crds::operator_request::RequestAction;
-    let action = match request.action {
-        RequestAction::Promote => OperatorAction::Promote,
-        RequestAction::Abort => OperatorAction::Abort,
-        RequestAction::Pause => OperatorAction::Pause,
-        RequestAction::Resume => OperatorAction::Resume,
-        RequestAction::Retry => OperatorAction::Retry,
-        RequestAction::OpenGate | RequestAction::CloseGate => return None,
-    };
-    Some(OperatorRequest { id: request.id.clone(), action })
 }

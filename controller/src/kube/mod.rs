@@ -1,0 +1,123 @@
+//! Kubernetes mode: a kube-runtime controller over `Canary`, also woken by the Deployments it
+//! targets and the objects it owns, running the shared reconcile routine through [`KubePlatform`].
+//!
+//! What exists so far: Deployment targets; bootstrap (the `-primary` Deployment, the apex, primary
+//! and canary Services, the HTTPRoute with all traffic on the primary, the target scaled to zero);
+//! route weights, scaling and promotion as server-side applies with one field manager; status on
+//! the status subresource; events through events.k8s.io; webhooks; builtin and inline-query metrics;
+//! operator requests from the `serin.dev/request` annotation. Still to come: DaemonSets, tracked
+//! ConfigMaps and Secrets, MetricTemplates and AlertProviders from the cluster, gates in the
+//! cluster, the finalizer and revertOnDeletion, HPAs, leader election and the controller's metrics.
+
+mod error;
+mod platform;
+mod services;
+mod workloads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::kube::runtime::controller::{Action as Requeue, Controller};
+use ::kube::runtime::events::{Recorder, Reporter};
+use ::kube::runtime::reflector::ObjectRef;
+use ::kube::runtime::watcher;
+use ::kube::{Api, Client, ResourceExt};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use serin_crds::canary::Canary;
+
+pub use error::KubeError;
+pub use platform::KubePlatform;
+
+use crate::analysis::MetricSources;
+use crate::hooks::webhook::WebhookCaller;
+use crate::reconcile::{CanaryRef, reconcile};
+
+/// The field manager of every object the controller applies.
+pub const FIELD_MANAGER: &str = "serin-controller";
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    /// Watch only this namespace (all when `None`).
+    pub namespace: Option<String>,
+    pub metrics: MetricSources,
+    pub webhooks: WebhookCaller,
+    pub recorder: Recorder,
+}
+
+impl Context {
+    pub fn new(client: Client, namespace: Option<String>, metrics: MetricSources) -> Context {
+        let webhooks = WebhookCaller::new(metrics.client.clone());
+        let recorder = Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: None });
+        Context { client, namespace, metrics, webhooks, recorder }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: ::kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as ::kube::Resource>::DynamicType: Default,
+    {
+        match &self.namespace {
+            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+/// Reconciles every Canary in the cluster (or the context's namespace) until the process ends.
+pub async fn run(context: Arc<Context>) {
+    let controller = Controller::new(context.api::<Canary>(), watcher::Config::default());
+    let store = controller.store();
+    controller
+        .owns(context.api::<Deployment>(), watcher::Config::default())
+        // A change to a target Deployment wakes the Canaries that name it.
+        .watches(context.api::<Deployment>(), watcher::Config::default(), move |deployment| {
+            let namespace = deployment.namespace().unwrap_or_default();
+            let name = deployment.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|c| c.namespace().as_deref() == Some(namespace.as_str()) && c.spec.target_ref.name == name)
+                .map(|c| ObjectRef::from_obj(&*c))
+                .collect::<Vec<_>>()
+        })
+        .run(reconcile_canary, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(problem) = result {
+                tracing::debug!(%problem, "reconcile did not complete");
+            }
+        })
+        .await;
+}
+
+async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<Requeue, KubeError> {
+    let namespace = canary.namespace().unwrap_or_default();
+    let name = canary.name_any();
+    let reference = CanaryRef {
+        namespace: &namespace,
+        name: &name,
+        spec: &canary.spec,
+        generation: canary.metadata.generation.unwrap_or(1),
+    };
+    let mut platform = KubePlatform { context: &context, canary: canary.clone() };
+    let reconciled = reconcile(&mut platform, reference).await?;
+    for (action, problem) in &reconciled.failed {
+        tracing::warn!(canary = %reference.key(), ?action, %problem, label = problem.label(), "action failed; it is decided again next tick");
+    }
+    let status = &reconciled.decision.status;
+    tracing::info!(
+        canary = %reference.key(),
+        phase = %status.phase,
+        weight = status.canary_weight,
+        failed_checks = status.failed_checks,
+        message = %status.message,
+        "reconciled"
+    );
+    Ok(Requeue::requeue(reconciled.decision.requeue_after))
+}
+
+fn error_policy(canary: Arc<Canary>, problem: &KubeError, _context: Arc<Context>) -> Requeue {
+    tracing::warn!(canary = %format!("{}/{}", canary.namespace().unwrap_or_default(), canary.name_any()), %problem, label = problem.label(), "reconcile failed; retrying");
+    Requeue::requeue(Duration::from_secs(5))
+}

@@ -1,0 +1,294 @@
+//! Kubernetes as a [`Platform`]: observing reads the Canary, its target Deployment, the primary and
+//! the generated HTTPRoute; status goes to the Canary's status subresource; actions become
+//! server-side applies and patches with one field manager, and events through events.k8s.io.
+
+use std::sync::Arc;
+
+use ::kube::api::{Api, Patch, PatchParams};
+use ::kube::runtime::events::{Event as KubeEvent, EventType};
+use ::kube::{Resource, ResourceExt};
+use gateway_api::apis::standard::httproutes::HttpRoute;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use serin_crds::canary::{Canary, HookType};
+use serin_crds::operator_request::OperatorRequest as AnnotatedRequest;
+
+use super::error::KubeError;
+use super::services::service;
+use super::workloads::{REVISION_ANNOTATION, primary_from, readiness, replicas, selector_of, template_value};
+use super::{Context, FIELD_MANAGER};
+use crate::analysis::Subject;
+use crate::engine::{
+    Action, EventKind, HookOutcome, MetricObservation, Observations, OperatorRequest, RolloutDecision, Routes,
+    revision::Revision,
+};
+use crate::hooks::webhook::HookTarget;
+use crate::reconcile::{CanaryRef, Observed, Platform};
+use crate::route::canary_route;
+
+/// One reconcile of one Canary.
+pub struct KubePlatform<'a> {
+    pub context: &'a Context,
+    pub canary: Arc<Canary>,
+}
+
+/// What observing found that acting needs.
+pub struct Held {
+    target: Deployment,
+    primary: Option<Deployment>,
+    revision: Revision,
+}
+
+impl KubePlatform<'_> {
+    fn deployments(&self, namespace: &str) -> Api<Deployment> {
+        Api::namespaced(self.context.client.clone(), namespace)
+    }
+
+    async fn apply<K>(&self, api: &Api<K>, object: &K) -> Result<(), KubeError>
+    where
+        K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(&name, &params, &Patch::Apply(object)).await.map(drop).map_err(KubeError::api(
+            "applying",
+            format!("{} {name}", std::any::type_name::<K>().rsplit("::").next().unwrap_or("object")),
+        ))
+    }
+
+    async fn scale_target(&self, namespace: &str, target: &str, to: i32) -> Result<(), KubeError> {
+        let patch = serde_json::json!({"spec": {"replicas": to}});
+        self.deployments(namespace)
+            .patch(target, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(KubeError::api("scaling", format!("Deployment {namespace}/{target}")))
+    }
+
+    async fn apply_route(
+        &self,
+        canary: CanaryRef<'_>,
+        routes: Routes,
+        decision: &RolloutDecision,
+    ) -> Result<(), KubeError> {
+        let mut route = canary_route(canary.namespace, canary.spec, routes, Some(&decision.status));
+        route.metadata.owner_references = Some(vec![self.owner()]);
+        let api: Api<HttpRoute> = Api::namespaced(self.context.client.clone(), canary.namespace);
+        self.apply(&api, &route).await
+    }
+
+    fn owner(&self) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        self.canary.controller_owner_ref(&()).expect("a stored Canary has a name and uid")
+    }
+}
+
+impl Platform for KubePlatform<'_> {
+    type Held = Held;
+    type Error = KubeError;
+
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    async fn observe(&mut self, canary: CanaryRef<'_>) -> Result<Observed<Held>, KubeError> {
+        let target_ref = &canary.spec.target_ref;
+        let kind = target_ref.kind.as_deref().unwrap_or("Deployment");
+        if kind != "Deployment" {
+            return Err(KubeError::UnsupportedTarget { canary: canary.key(), kind: kind.to_string() });
+        }
+        let deployments = self.deployments(canary.namespace);
+        let target = deployments
+            .get_opt(&target_ref.name)
+            .await
+            .map_err(KubeError::api("reading", format!("Deployment {}/{}", canary.namespace, target_ref.name)))?
+            .ok_or_else(|| KubeError::TargetNotFound {
+                canary: canary.key(),
+                kind: "Deployment".into(),
+                namespace: canary.namespace.to_string(),
+                name: target_ref.name.clone(),
+            })?;
+        let primary_name = canary.spec.primary_workload_name();
+        let primary = deployments
+            .get_opt(&primary_name)
+            .await
+            .map_err(KubeError::api("reading", format!("Deployment {}/{primary_name}", canary.namespace)))?;
+        let routes = Api::<HttpRoute>::namespaced(self.context.client.clone(), canary.namespace)
+            .get_opt(canary.spec.apex_name())
+            .await
+            .map_err(KubeError::api("reading", format!("HTTPRoute {}/{}", canary.namespace, canary.spec.apex_name())))?
+            .and_then(|route| {
+                live_weights(&route, &canary.spec.primary_service_name(), &canary.spec.canary_service_name())
+            });
+        let now = Timestamp::now();
+        let revision = Revision::of(&template_value(&target), Default::default());
+        let observations = Observations {
+            revision: revision.clone(),
+            primary_revision: primary.as_ref().and_then(|p| p.annotations().get(REVISION_ANNOTATION).cloned()),
+            primary: readiness(primary.as_ref(), &primary_name, now),
+            canary: readiness(Some(&target), &target_ref.name, now),
+            routes,
+            deleting: self.canary.metadata.deletion_timestamp.is_some(),
+            operator: annotated_request(&self.canary),
+        };
+        Ok(Observed { status: self.canary.status.clone(), observations, held: Held { target, primary, revision } })
+    }
+
+    async fn run_hooks(&mut self, canary: CanaryRef<'_>, kind: HookType, observed: &Observed<Held>) -> HookOutcome {
+        let phase = observed.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        let target =
+            HookTarget { name: canary.name, namespace: canary.namespace, phase, checksum: &observed.held.revision.id };
+        self.context.webhooks.run(kind, &canary.spec.analysis.webhooks, &target).await
+    }
+
+    async fn measure(&mut self, canary: CanaryRef<'_>, _observed: &Observed<Held>) -> Vec<MetricObservation> {
+        let subject = Subject { name: canary.name, namespace: canary.namespace, spec: canary.spec };
+        // MetricTemplates and their secrets are read from the cluster in a later step; builtins and
+        // inline queries need none.
+        self.context.metrics.measure(subject, &Default::default()).await
+    }
+
+    async fn write_status(
+        &mut self,
+        canary: CanaryRef<'_>,
+        _held: &mut Held,
+        decision: &RolloutDecision,
+    ) -> Result<(), KubeError> {
+        let api: Api<Canary> = Api::namespaced(self.context.client.clone(), canary.namespace);
+        let patch = serde_json::json!({"status": decision.status});
+        api.patch_status(canary.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(KubeError::api("writing the status of", format!("Canary {}", canary.key())))
+    }
+
+    async fn carry_out(
+        &mut self,
+        canary: CanaryRef<'_>,
+        held: &mut Held,
+        decision: &RolloutDecision,
+        action: &Action,
+    ) -> Result<(), KubeError> {
+        let namespace = canary.namespace;
+        let target_name = canary.spec.target_ref.name.as_str();
+        match action {
+            Action::InitializePrimary => {
+                if held.primary.is_none() {
+                    let mut primary = primary_from(
+                        &held.target,
+                        &canary.spec.primary_workload_name(),
+                        &held.revision.id,
+                        replicas(&held.target).max(1),
+                    );
+                    primary.metadata.owner_references = Some(vec![self.owner()]);
+                    self.apply(&self.deployments(namespace), &primary).await?;
+                    held.primary = Some(primary);
+                }
+                let primary = held.primary.as_ref().expect("just ensured");
+                let services: Api<Service> = Api::namespaced(self.context.client.clone(), namespace);
+                let port = canary.spec.service.port;
+                for (name, selector) in [
+                    (canary.spec.apex_name().to_string(), selector_of(primary)),
+                    (canary.spec.primary_service_name(), selector_of(primary)),
+                    (canary.spec.canary_service_name(), selector_of(&held.target)),
+                ] {
+                    let mut object = service(&name, namespace, selector, port, canary.spec);
+                    object.metadata.owner_references = Some(vec![self.owner()]);
+                    self.apply(&services, &object).await?;
+                }
+                let routes = Api::<HttpRoute>::namespaced(self.context.client.clone(), namespace)
+                    .get_opt(canary.spec.apex_name())
+                    .await
+                    .map_err(KubeError::api("reading", format!("HTTPRoute {namespace}/{}", canary.spec.apex_name())))?;
+                if routes.is_none() {
+                    self.apply_route(canary, Routes::with_canary(0, false), decision).await?;
+                }
+            }
+            Action::SetRoutes(routes) => self.apply_route(canary, *routes, decision).await?,
+            Action::ScaleCanaryUp | Action::RestoreTarget => {
+                let wanted = held.primary.as_ref().map_or(1, replicas).max(1);
+                self.scale_target(namespace, target_name, wanted).await?;
+            }
+            Action::ScaleCanaryToZero => self.scale_target(namespace, target_name, 0).await?,
+            Action::Promote { revision } => {
+                let replicas = held.primary.as_ref().map_or(1, replicas).max(1);
+                let mut primary = primary_from(&held.target, &canary.spec.primary_workload_name(), revision, replicas);
+                primary.metadata.owner_references = Some(vec![self.owner()]);
+                self.apply(&self.deployments(namespace), &primary).await?;
+            }
+            Action::RemoveFinalizer => {}
+            Action::RunHooks { kind, phase } => {
+                let target = HookTarget { name: canary.name, namespace, phase: *phase, checksum: &held.revision.id };
+                if let HookOutcome::Failed { hook, message } =
+                    self.context.webhooks.run(*kind, &canary.spec.analysis.webhooks, &target).await
+                {
+                    tracing::warn!(canary = %canary.key(), %hook, %message, "{kind} webhook failed");
+                }
+            }
+            Action::Event { kind, reason, message } => {
+                let event = KubeEvent {
+                    type_: match kind {
+                        EventKind::Normal => EventType::Normal,
+                        EventKind::Warning => EventType::Warning,
+                    },
+                    reason: reason.clone(),
+                    note: Some(message.clone()),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                };
+                let reference = self.canary.object_ref(&());
+                if let Err(problem) = self.context.recorder.publish(&event, &reference).await {
+                    tracing::warn!(canary = %canary.key(), %problem, "event not recorded");
+                }
+                let target = HookTarget {
+                    name: canary.name,
+                    namespace,
+                    phase: decision.status.phase,
+                    checksum: &held.revision.id,
+                };
+                let kind = match kind {
+                    EventKind::Normal => "Normal",
+                    EventKind::Warning => "Warning",
+                };
+                for problem in
+                    self.context.webhooks.post_event(&canary.spec.analysis.webhooks, &target, kind, message).await
+                {
+                    tracing::warn!(canary = %canary.key(), %problem, "event webhook failed");
+                }
+            }
+            Action::Alert { message, .. } => {
+                // AlertProviders are read from the cluster in a later step.
+                tracing::info!(canary = %canary.key(), %message, "alert");
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, _canary: CanaryRef<'_>, _held: Held) -> Result<(), KubeError> {
+        Ok(())
+    }
+}
+
+/// The weights of the generated route's last rule (the one every request can reach).
+fn live_weights(route: &HttpRoute, primary: &str, canary: &str) -> Option<Routes> {
+    let rule = route.spec.rules.as_ref()?.last()?;
+    let weight = |name: &str| {
+        rule.backend_refs.iter().flatten().find(|b| b.name == name).map(|b| b.weight.unwrap_or(1).clamp(0, 100) as u8)
+    };
+    let (primary, canary) = (weight(primary)?, weight(canary).unwrap_or(0));
+    let mirror = rule.filters.iter().flatten().any(|f| f.request_mirror.is_some());
+    Some(Routes { primary, canary, mirror })
+}
+
+/// The operator request in the Canary's annotation, if it is one the engine acts on. A malformed
+/// one is logged with what is wrong with it and otherwise ignored.
+fn annotated_request(canary: &Canary) -> Option<OperatorRequest> {
+    let value = canary.annotations().get(serin_crds::operator_request::ANNOTATION)?;
+    match AnnotatedRequest::parse(value) {
+        Ok(request) => OperatorRequest::from_request(&request),
+        Err(problem) => {
+            tracing::warn!(canary = %canary.name_any(), %problem, "operator request ignored");
+            None
+        }
+    }
+}

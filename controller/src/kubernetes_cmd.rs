@@ -1,0 +1,50 @@
+//! `serin-controller kubernetes`: the controller in a cluster (or against any kubeconfig).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use serin_controller::analysis::MetricSources;
+use serin_controller::kube::{Context, run};
+use serin_controller::outbound::Outbound;
+
+#[derive(Args, Debug)]
+pub struct KubernetesArgs {
+    /// A Prometheus server for the builtin metrics (a Canary's `metricsServer` wins).
+    #[arg(long)]
+    pub prometheus: Option<String>,
+    /// Watch only this namespace (default: all).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Fewer requests than this in a metric's window is not enough evidence to judge.
+    #[arg(long, default_value_t = 10)]
+    pub min_requests: u64,
+}
+
+pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stdout)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("no Kubernetes API to talk to: run in a pod, or set KUBECONFIG")?;
+        let version = client.apiserver_version().await.context("the Kubernetes API does not answer")?;
+        let metrics = MetricSources {
+            client: Outbound::new(),
+            prometheus: args.prometheus.clone(),
+            embedded: None,
+            min_requests: args.min_requests,
+            query_timeout: Duration::from_secs(10),
+        };
+        tracing::info!(kubernetes = %version.git_version, "serin controller running in Kubernetes mode");
+        run(Arc::new(Context::new(client, args.namespace.clone(), metrics))).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}

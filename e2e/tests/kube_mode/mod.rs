@@ -1,0 +1,146 @@
+//! Kubernetes mode on the rig: the controller, run in the test against the rig's apiserver, takes a
+//! Canary from bootstrap to a promoted new image, with the pods played by the pod runner.
+//!
+//! Included by `tests/rig.rs`, so it runs inside the rig like the other rig tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway_api::apis::standard::httproutes::HttpRoute;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, CustomResourceExt};
+use serde_json::json;
+use serin_controller::analysis::MetricSources;
+use serin_controller::outbound::Outbound;
+use serin_crds::CanaryPhase;
+use serin_crds::canary::Canary;
+
+use super::support::{TestNamespace, apply, eventually, rig_client};
+use super::{app_deployment, install_crds};
+
+#[tokio::test]
+async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-mode").await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    let canary: Canary = serde_json::from_value(json!({
+        "apiVersion": "serin.dev/v1alpha1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": ns.name},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898, "targetPort": "http"},
+            "progressDeadlineSeconds": 120,
+            "analysis": {"interval": "1s", "threshold": 2, "stepWeight": 50, "maxWeight": 50},
+        },
+    }))
+    .unwrap();
+    apply(&ns.api::<Canary>(), &canary).await;
+
+    // The controller, watching this test's namespace only.
+    let metrics = MetricSources {
+        client: Outbound::new(),
+        prometheus: None,
+        embedded: None,
+        min_requests: 10,
+        query_timeout: Duration::from_secs(5),
+    };
+    let context = Arc::new(serin_controller::kube::Context::new(client.clone(), Some(ns.name.clone()), metrics));
+    let controller = tokio::spawn(serin_controller::kube::run(context));
+
+    // Bootstrap: the primary runs the target's revision, the Services and the route exist, all
+    // traffic goes to the primary and the target is scaled to zero.
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
+    assert_eq!(image_of(&primary), "serin-testapp:v1");
+    assert_eq!(primary.status.as_ref().and_then(|s| s.ready_replicas), Some(2), "{:?}", primary.status);
+    let selector = primary.spec.as_ref().unwrap().selector.match_labels.clone().unwrap();
+    assert_eq!(selector.get("app").map(String::as_str), Some("podinfo-primary"));
+    for name in ["podinfo", "podinfo-primary", "podinfo-canary"] {
+        let service = ns.api::<Service>().get(name).await.unwrap_or_else(|e| panic!("Service {name}: {e}"));
+        let wanted = if name == "podinfo-canary" { "podinfo" } else { "podinfo-primary" };
+        let selects = service.spec.unwrap().selector.unwrap_or_default();
+        assert_eq!(selects.get("app").map(String::as_str), Some(wanted), "Service {name}");
+    }
+    assert_eq!(weights(&ns).await, (100, 0));
+    assert_eq!(replicas(&ns, "podinfo").await, 0);
+
+    // A new image: the canary is scaled up, takes half the traffic, and is promoted.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "serin-testapp:v2"}]}}}});
+    ns.api::<Deployment>().patch("podinfo", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
+    eventually("the route at 50/50", Duration::from_secs(120), || async {
+        let now = weights(&ns).await;
+        if now == (50, 50) { Ok(()) } else { Err(format!("{now:?}")) }
+    })
+    .await;
+    let done = wait_for_phase(&ns, CanaryPhase::Succeeded, Duration::from_secs(180)).await;
+    let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
+    assert_eq!(image_of(&primary), "serin-testapp:v2", "the primary runs the new image");
+    assert_eq!(weights(&ns).await, (100, 0));
+    assert_eq!(replicas(&ns, "podinfo").await, 0);
+    let status = done.status.unwrap();
+    assert_eq!(status.canary_weight, 0);
+    assert!(status.conditions.iter().any(|c| c.type_ == "Promoted" && c.status == "True"), "{:?}", status.conditions);
+
+    controller.abort();
+    ns.delete().await;
+}
+
+async fn install_httproute_crd(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let mut crd = HttpRoute::crd();
+    // The upstream CRDs carry this; the apiserver refuses a *.k8s.io group without it.
+    crd.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("api-approved.kubernetes.io".into(), "https://github.com/kubernetes-sigs/gateway-api/pull/891".into());
+    let name = crd.metadata.name.clone().unwrap();
+    apply(&api, &crd).await;
+    eventually(&format!("CRD {name} established"), Duration::from_secs(30), || async {
+        let crd = api.get(&name).await.map_err(|e| e.to_string())?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established { Ok(()) } else { Err("not established".into()) }
+    })
+    .await;
+}
+
+async fn wait_for_phase(ns: &TestNamespace, phase: CanaryPhase, limit: Duration) -> Canary {
+    eventually(&format!("Canary podinfo {phase}"), limit, || async {
+        let canary = ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?;
+        match &canary.status {
+            Some(status) if status.phase == phase => Ok(canary),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+fn image_of(deployment: &Deployment) -> String {
+    let spec = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    spec.containers[0].image.clone().unwrap_or_default()
+}
+
+async fn replicas(ns: &TestNamespace, name: &str) -> i32 {
+    ns.api::<Deployment>().get(name).await.unwrap().spec.unwrap().replicas.unwrap_or(1)
+}
+
+/// The generated route's (primary, canary) weights.
+async fn weights(ns: &TestNamespace) -> (i32, i32) {
+    let route = ns.api::<HttpRoute>().get("podinfo").await.unwrap();
+    let rule = route.spec.rules.unwrap().pop().unwrap();
+    let weight =
+        |name: &str| rule.backend_refs.iter().flatten().find(|b| b.name == name).and_then(|b| b.weight).unwrap_or(-1);
+    (weight("podinfo-primary"), weight("podinfo-canary"))
+}
