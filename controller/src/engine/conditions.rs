@@ -70,6 +70,25 @@ pub fn update(status: &mut CanaryStatus, generation: i64, now: Timestamp, stalle
     }
 }
 
+/// A status for a Canary the platform cannot run at all (its target is missing, say): the phase
+/// and counters stay, the message says what is wrong, `Stalled` is True with `reason` and `Ready`
+/// is False, so `kubectl wait` and GitOps tools report it instead of waiting.
+pub fn blocked(
+    status: Option<&CanaryStatus>,
+    generation: i64,
+    now: Timestamp,
+    reason: &str,
+    message: &str,
+) -> CanaryStatus {
+    let mut status = status.cloned().unwrap_or_default();
+    status.message = message.to_string();
+    status.observed_generation = generation;
+    set(&mut status, condition::READY, "False", reason, message, generation, now);
+    remove(&mut status, condition::RECONCILING);
+    set(&mut status, condition::STALLED, "True", reason, message, generation, now);
+    status
+}
+
 fn set(
     status: &mut CanaryStatus,
     type_: &str,

@@ -13,7 +13,7 @@
 //! two resumes without a double promotion or a lost rollback. There is no state outside the status
 //! and the live routes.
 
-mod conditions;
+pub mod conditions;
 mod decision;
 mod judge;
 mod observations;

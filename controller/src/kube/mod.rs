@@ -101,7 +101,31 @@ async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<
         generation: canary.metadata.generation.unwrap_or(1),
     };
     let mut platform = KubePlatform { context: &context, canary: canary.clone() };
-    let reconciled = reconcile(&mut platform, reference).await?;
+    let reconciled = match reconcile(&mut platform, reference).await {
+        Ok(reconciled) => reconciled,
+        Err(problem @ (KubeError::TargetNotFound { .. } | KubeError::UnsupportedTarget { .. })) => {
+            // Nothing can run until the user fixes it: say so in the status, once, and wait for the
+            // target to appear (its creation wakes this Canary).
+            let reason = match problem {
+                KubeError::TargetNotFound { .. } => "TargetNotFound",
+                _ => "UnsupportedTarget",
+            };
+            let status = crate::engine::conditions::blocked(
+                canary.status.as_ref(),
+                reference.generation,
+                jiff::Timestamp::now(),
+                reason,
+                &problem.to_string(),
+            );
+            if canary.status.as_ref() != Some(&status) {
+                platform.patch_status(reference, &status).await?;
+                platform.warn(reason, &problem.to_string()).await;
+            }
+            tracing::warn!(canary = %reference.key(), %problem, label = problem.label(), "cannot run");
+            return Ok(Requeue::requeue(Duration::from_secs(60)));
+        }
+        Err(problem) => return Err(problem),
+    };
     for (action, problem) in &reconciled.failed {
         tracing::warn!(canary = %reference.key(), ?action, %problem, label = problem.label(), "action failed; it is decided again next tick");
     }

@@ -78,6 +78,34 @@ impl KubePlatform<'_> {
         self.apply(&api, &route).await
     }
 
+    /// Writes `status` to the Canary's status subresource.
+    pub async fn patch_status(
+        &self,
+        canary: CanaryRef<'_>,
+        status: &serin_crds::CanaryStatus,
+    ) -> Result<(), KubeError> {
+        let api: Api<Canary> = Api::namespaced(self.context.client.clone(), canary.namespace);
+        let patch = serde_json::json!({"status": status});
+        api.patch_status(canary.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(KubeError::api("writing the status of", format!("Canary {}", canary.key())))
+    }
+
+    /// Records a Warning event on the Canary.
+    pub async fn warn(&self, reason: &str, message: &str) {
+        let event = KubeEvent {
+            type_: EventType::Warning,
+            reason: reason.to_string(),
+            note: Some(message.to_string()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(problem) = self.context.recorder.publish(&event, &self.canary.object_ref(&())).await {
+            tracing::warn!(%problem, "event not recorded");
+        }
+    }
+
     fn owner(&self) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
         self.canary.controller_owner_ref(&()).expect("a stored Canary has a name and uid")
     }
@@ -154,12 +182,7 @@ impl Platform for KubePlatform<'_> {
         _held: &mut Held,
         decision: &RolloutDecision,
     ) -> Result<(), KubeError> {
-        let api: Api<Canary> = Api::namespaced(self.context.client.clone(), canary.namespace);
-        let patch = serde_json::json!({"status": decision.status});
-        api.patch_status(canary.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(drop)
-            .map_err(KubeError::api("writing the status of", format!("Canary {}", canary.key())))
+        self.patch_status(canary, &decision.status).await
     }
 
     async fn carry_out(

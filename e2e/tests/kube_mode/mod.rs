@@ -30,30 +30,13 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
     let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
     target.metadata.namespace = Some(ns.name.clone());
     apply(&ns.api::<Deployment>(), &target).await;
-    let canary: Canary = serde_json::from_value(json!({
-        "apiVersion": "serin.dev/v1alpha1",
-        "kind": "Canary",
-        "metadata": {"name": "podinfo", "namespace": ns.name},
-        "spec": {
-            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-            "service": {"port": 9898, "targetPort": "http"},
-            "progressDeadlineSeconds": 120,
-            "analysis": {"interval": "1s", "threshold": 2, "stepWeight": 50, "maxWeight": 50},
-        },
-    }))
-    .unwrap();
-    apply(&ns.api::<Canary>(), &canary).await;
+    apply(
+        &ns.api::<Canary>(),
+        &canary(&ns, json!({"interval": "1s", "threshold": 2, "stepWeight": 50, "maxWeight": 50})),
+    )
+    .await;
 
-    // The controller, watching this test's namespace only.
-    let metrics = MetricSources {
-        client: Outbound::new(),
-        prometheus: None,
-        embedded: None,
-        min_requests: 10,
-        query_timeout: Duration::from_secs(5),
-    };
-    let context = Arc::new(serin_controller::kube::Context::new(client.clone(), Some(ns.name.clone()), metrics));
-    let controller = tokio::spawn(serin_controller::kube::run(context));
+    let controller = start_controller(&ns);
 
     // Bootstrap: the primary runs the target's revision, the Services and the route exist, all
     // traffic goes to the primary and the target is scaled to zero.
@@ -73,8 +56,7 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
     assert_eq!(replicas(&ns, "podinfo").await, 0);
 
     // A new image: the canary is scaled up, takes half the traffic, and is promoted.
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "serin-testapp:v2"}]}}}});
-    ns.api::<Deployment>().patch("podinfo", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
+    set_image(&ns, "serin-testapp:v2").await;
     eventually("the route at 50/50", Duration::from_secs(120), || async {
         let now = weights(&ns).await;
         if now == (50, 50) { Ok(()) } else { Err(format!("{now:?}")) }
@@ -91,6 +73,119 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
 
     controller.abort();
     ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_canary_whose_target_is_missing_is_stalled_until_the_target_appears() {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-missing").await;
+    apply(&ns.api::<Canary>(), &canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}))).await;
+    let controller = start_controller(&ns);
+
+    let expected = format!("Deployment {}/podinfo not found", ns.name);
+    eventually("Stalled, naming the target", Duration::from_secs(60), || async {
+        let status = ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+        let stalled = status.conditions.iter().find(|c| c.type_ == "Stalled" && c.status == "True");
+        match stalled {
+            Some(c) if c.reason == "TargetNotFound" && status.message.contains(&expected) => Ok(()),
+            _ => Err(format!("{status:?}")),
+        }
+    })
+    .await;
+    assert!(ns.api::<Deployment>().get_opt("podinfo-primary").await.unwrap().is_none(), "nothing was created");
+
+    // The target's creation wakes the Canary, which initializes.
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    let ready = wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    let conditions = ready.status.unwrap().conditions;
+    assert!(!conditions.iter().any(|c| c.type_ == "Stalled"), "{conditions:?}");
+    controller.abort();
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn the_request_annotation_pauses_a_run_and_promotes_it() {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-requests").await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    apply(&ns.api::<Canary>(), &canary(&ns, json!({"interval": "2s", "stepWeight": 10, "maxWeight": 90}))).await;
+    let controller = start_controller(&ns);
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+
+    set_image(&ns, "serin-testapp:v2").await;
+    eventually("the canary taking traffic", Duration::from_secs(120), || async {
+        let (_, canary) = weights(&ns).await;
+        if canary >= 10 { Ok(()) } else { Err(format!("canary weight {canary}")) }
+    })
+    .await;
+
+    request(&ns, r#"{"id":"hold","action":"pause"}"#).await;
+    let paused = eventually("the pause acted on", Duration::from_secs(60), || async {
+        let status = ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+        if status.last_handled_request.as_deref() == Some("hold") { Ok(status) } else { Err(format!("{status:?}")) }
+    })
+    .await;
+    assert!(paused.paused, "{paused:?}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let still = ns.api::<Canary>().get("podinfo").await.unwrap().status.unwrap();
+    assert_eq!((still.phase, still.canary_weight), (CanaryPhase::Progressing, paused.canary_weight), "a pause holds");
+
+    request(&ns, r#"{"id":"ship","action":"promote"}"#).await;
+    let done = wait_for_phase(&ns, CanaryPhase::Succeeded, Duration::from_secs(180)).await;
+    assert_eq!(done.status.unwrap().last_handled_request.as_deref(), Some("ship"));
+    let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
+    assert_eq!(image_of(&primary), "serin-testapp:v2");
+    controller.abort();
+    ns.delete().await;
+}
+
+/// The controller, watching this test's namespace only.
+fn start_controller(ns: &TestNamespace) -> tokio::task::JoinHandle<()> {
+    let metrics = MetricSources {
+        client: Outbound::new(),
+        prometheus: None,
+        embedded: None,
+        min_requests: 10,
+        query_timeout: Duration::from_secs(5),
+    };
+    let context = Arc::new(serin_controller::kube::Context::new(ns.client.clone(), Some(ns.name.clone()), metrics));
+    tokio::spawn(serin_controller::kube::run(context))
+}
+
+/// A Canary for the Deployment `podinfo` in `ns`, with `analysis` and no metrics.
+fn canary(ns: &TestNamespace, analysis: serde_json::Value) -> Canary {
+    serde_json::from_value(json!({
+        "apiVersion": "serin.dev/v1alpha1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": ns.name},
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898, "targetPort": "http"},
+            "progressDeadlineSeconds": 120,
+            "analysis": analysis,
+        },
+    }))
+    .unwrap()
+}
+
+/// `kubectl set image deployment/podinfo app=IMAGE`.
+async fn set_image(ns: &TestNamespace, image: &str) {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    ns.api::<Deployment>().patch("podinfo", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
+}
+
+/// `kubectl annotate canary podinfo --overwrite serin.dev/request=VALUE`.
+async fn request(ns: &TestNamespace, value: &str) {
+    let patch = json!({"metadata": {"annotations": {serin_crds::operator_request::ANNOTATION: value}}});
+    ns.api::<Canary>().patch("podinfo", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
 
 async fn install_httproute_crd(client: &Client) {
