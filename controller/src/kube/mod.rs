@@ -4,11 +4,13 @@
 //! What exists so far: Deployment targets; bootstrap (the `-primary` Deployment, the apex, primary
 //! and canary Services, the HTTPRoute with all traffic on the primary, the target scaled to zero);
 //! route weights, scaling and promotion as server-side applies with one field manager; status on
-//! the status subresource; events through events.k8s.io; webhooks; builtin and inline-query metrics;
-//! operator requests from the `serin.dev/request` annotation. Still to come: DaemonSets, tracked
-//! ConfigMaps and Secrets, MetricTemplates and AlertProviders from the cluster, gates in the
-//! cluster, the finalizer and revertOnDeletion, HPAs, leader election and the controller's metrics.
+//! the status subresource; events through events.k8s.io; webhooks; metrics and alerts, with
+//! MetricTemplates, AlertProviders and their Secrets read from the cluster; operator requests from
+//! the `serin.dev/request` annotation. Still to come: DaemonSets, tracked ConfigMaps and Secrets,
+//! gates in the cluster, the finalizer and revertOnDeletion, HPAs, leader election and the
+//! controller's own metrics.
 
+mod catalog;
 mod error;
 mod platform;
 mod services;
@@ -30,6 +32,7 @@ pub use error::KubeError;
 pub use platform::KubePlatform;
 
 use crate::analysis::MetricSources;
+use crate::hooks::alerts::AlertSender;
 use crate::hooks::webhook::WebhookCaller;
 use crate::reconcile::{CanaryRef, reconcile};
 
@@ -43,14 +46,16 @@ pub struct Context {
     pub namespace: Option<String>,
     pub metrics: MetricSources,
     pub webhooks: WebhookCaller,
+    pub alerts: AlertSender,
     pub recorder: Recorder,
 }
 
 impl Context {
     pub fn new(client: Client, namespace: Option<String>, metrics: MetricSources) -> Context {
         let webhooks = WebhookCaller::new(metrics.client.clone());
+        let alerts = AlertSender::new(metrics.client.clone());
         let recorder = Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: None });
-        Context { client, namespace, metrics, webhooks, recorder }
+        Context { client, namespace, metrics, webhooks, alerts, recorder }
     }
 
     fn api<K>(&self) -> Api<K>

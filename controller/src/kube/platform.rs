@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::Service;
 use serin_crds::canary::{Canary, HookType};
 use serin_crds::operator_request::OperatorRequest as AnnotatedRequest;
 
+use super::catalog::{alert_directory, metric_catalog};
 use super::error::KubeError;
 use super::services::service;
 use super::workloads::{REVISION_ANNOTATION, primary_from, readiness, replicas, selector_of, template_value};
@@ -23,6 +24,7 @@ use crate::engine::{
     Action, EventKind, HookOutcome, MetricObservation, Observations, OperatorRequest, RolloutDecision, Routes,
     revision::Revision,
 };
+use crate::hooks::alerts::{AlertDirectory, AlertMessage};
 use crate::hooks::webhook::HookTarget;
 use crate::reconcile::{CanaryRef, Observed, Platform};
 use crate::route::canary_route;
@@ -171,9 +173,8 @@ impl Platform for KubePlatform<'_> {
 
     async fn measure(&mut self, canary: CanaryRef<'_>, _observed: &Observed<Held>) -> Vec<MetricObservation> {
         let subject = Subject { name: canary.name, namespace: canary.namespace, spec: canary.spec };
-        // MetricTemplates and their secrets are read from the cluster in a later step; builtins and
-        // inline queries need none.
-        self.context.metrics.measure(subject, &Default::default()).await
+        let catalog = metric_catalog(&self.context.client, canary).await;
+        self.context.metrics.measure(subject, &catalog).await
     }
 
     async fn write_status(
@@ -279,9 +280,14 @@ impl Platform for KubePlatform<'_> {
                     tracing::warn!(canary = %canary.key(), %problem, "event webhook failed");
                 }
             }
-            Action::Alert { message, .. } => {
-                // AlertProviders are read from the cluster in a later step.
-                tracing::info!(canary = %canary.key(), %message, "alert");
+            Action::Alert { severity, message } => {
+                let alert = AlertMessage::about(canary.name, namespace, &decision.status, *severity, message);
+                let (providers, catalog) = alert_directory(&self.context.client, canary).await;
+                let directory = AlertDirectory { providers: &providers, catalog: &catalog };
+                let resolve = |alert: &serin_crds::canary::CanaryAlert| directory.resolve(alert, namespace);
+                for problem in self.context.alerts.send_all(&canary.spec.analysis.alerts, &alert, resolve).await {
+                    tracing::warn!(canary = %canary.key(), %problem, label = problem.label(), "alert not sent");
+                }
             }
         }
         Ok(())

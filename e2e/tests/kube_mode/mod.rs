@@ -147,6 +147,63 @@ async fn the_request_annotation_pauses_a_run_and_promotes_it() {
     ns.delete().await;
 }
 
+#[tokio::test]
+async fn a_template_naming_a_missing_secret_stops_the_run_and_leaves_the_primary_serving() {
+    let template = json!({"provider": {"type": "prometheus", "address": "http://127.0.0.1:1", "secretRef": {"name": "prom-auth"}}, "query": "vector(1)"});
+    let failed = run_with_broken_metric("kube-nosecret", template).await;
+    assert!(failed.contains("secret \"prom-auth\" not found"), "{failed}");
+}
+
+#[tokio::test]
+async fn an_unreachable_prometheus_stops_the_run_and_leaves_the_primary_serving() {
+    let template = json!({"provider": {"type": "prometheus", "address": "http://127.0.0.1:1"}, "query": "vector(1)"});
+    let failed = run_with_broken_metric("kube-noprom", template).await;
+    assert!(failed.contains("127.0.0.1:1"), "{failed}");
+}
+
+/// Rolls out v2 with one metric from the MetricTemplate `template` (which cannot be measured);
+/// checks the run fails with the reason in its status and events while v1 keeps all traffic, and
+/// returns the reason.
+async fn run_with_broken_metric(prefix: &str, template: serde_json::Value) -> String {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, prefix).await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    let template: serin_crds::MetricTemplate = serde_json::from_value(json!({
+        "apiVersion": "serin.dev/v1alpha1", "kind": "MetricTemplate",
+        "metadata": {"name": "error-rate", "namespace": ns.name}, "spec": template,
+    }))
+    .unwrap();
+    apply(&ns.api::<serin_crds::MetricTemplate>(), &template).await;
+    let analysis = json!({"interval": "1s", "threshold": 2, "stepWeight": 50, "maxWeight": 50,
+        "metrics": [{"name": "error-rate", "templateRef": {"name": "error-rate"}, "thresholdRange": {"max": 1}}]});
+    apply(&ns.api::<Canary>(), &canary(&ns, analysis)).await;
+    let controller = start_controller(&ns);
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+
+    set_image(&ns, "serin-testapp:v2").await;
+    let failed = wait_for_phase(&ns, CanaryPhase::Failed, Duration::from_secs(120)).await.status.unwrap();
+    let reason = failed.metrics.first().and_then(|m| m.reason.clone()).unwrap_or_default();
+    assert!(failed.last_failure_reason.as_deref().unwrap_or_default().contains(&reason), "{failed:?}");
+    let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
+    assert_eq!(image_of(&primary), "serin-testapp:v1", "the primary keeps serving v1");
+    assert_eq!(weights(&ns).await, (100, 0));
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>().list(&Default::default()).await.unwrap().items;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.type_.as_deref() == Some("Warning") && e.note.as_deref().unwrap_or_default().contains(&reason)),
+        "no Warning event names {reason:?}: {:?}",
+        events.iter().map(|e| e.note.clone()).collect::<Vec<_>>()
+    );
+    controller.abort();
+    ns.delete().await;
+    reason
+}
+
 /// The controller, watching this test's namespace only.
 fn start_controller(ns: &TestNamespace) -> tokio::task::JoinHandle<()> {
     let metrics = MetricSources {
