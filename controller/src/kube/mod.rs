@@ -38,6 +38,8 @@ use crate::reconcile::{CanaryRef, reconcile};
 
 /// The field manager of every object the controller applies.
 pub const FIELD_MANAGER: &str = "serin-controller";
+/// Holds a Canary's deletion until the target is restored (`revertOnDeletion`).
+pub const FINALIZER: &str = "serin.dev/finalizer";
 
 /// What every reconcile shares.
 pub struct Context {
@@ -106,8 +108,14 @@ async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<
         generation: canary.metadata.generation.unwrap_or(1),
     };
     let mut platform = KubePlatform { context: &context, canary: canary.clone() };
+    platform.ensure_finalizer(reference).await?;
     let reconciled = match reconcile(&mut platform, reference).await {
         Ok(reconciled) => reconciled,
+        Err(KubeError::TargetNotFound { .. }) if canary.metadata.deletion_timestamp.is_some() => {
+            // Nothing left to restore.
+            platform.remove_finalizer(reference).await?;
+            return Ok(Requeue::await_change());
+        }
         Err(problem @ (KubeError::TargetNotFound { .. } | KubeError::UnsupportedTarget { .. })) => {
             // Nothing can run until the user fixes it: say so in the status, once, and wait for the
             // target to appear (its creation wakes this Canary).

@@ -18,7 +18,7 @@ use super::catalog::{alert_directory, metric_catalog};
 use super::error::KubeError;
 use super::services::service;
 use super::workloads::{REVISION_ANNOTATION, primary_from, readiness, replicas, selector_of, template_value};
-use super::{Context, FIELD_MANAGER};
+use super::{Context, FIELD_MANAGER, FINALIZER};
 use crate::analysis::Subject;
 use crate::engine::{
     Action, EventKind, HookOutcome, MetricObservation, Observations, OperatorRequest, RolloutDecision, Routes,
@@ -78,6 +78,40 @@ impl KubePlatform<'_> {
         route.metadata.owner_references = Some(vec![self.owner()]);
         let api: Api<HttpRoute> = Api::namespaced(self.context.client.clone(), canary.namespace);
         self.apply(&api, &route).await
+    }
+
+    /// Adds the controller's finalizer, so a deletion waits for what `revertOnDeletion` restores.
+    pub async fn ensure_finalizer(&self, canary: CanaryRef<'_>) -> Result<(), KubeError> {
+        if self.canary.finalizers().iter().any(|f| f == FINALIZER) || self.canary.metadata.deletion_timestamp.is_some()
+        {
+            return Ok(());
+        }
+        let mut finalizers = self.canary.finalizers().to_vec();
+        finalizers.push(FINALIZER.to_string());
+        self.patch_finalizers(canary, finalizers).await
+    }
+
+    /// Lets the Canary go.
+    pub async fn remove_finalizer(&self, canary: CanaryRef<'_>) -> Result<(), KubeError> {
+        if !self.canary.finalizers().iter().any(|f| f == FINALIZER) {
+            return Ok(());
+        }
+        let finalizers = self.canary.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+        self.patch_finalizers(canary, finalizers).await
+    }
+
+    async fn patch_finalizers(&self, canary: CanaryRef<'_>, finalizers: Vec<String>) -> Result<(), KubeError> {
+        // The resourceVersion makes the patch fail rather than drop another controller's finalizer
+        // added meanwhile; the next reconcile tries again.
+        let patch = serde_json::json!({"metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": self.canary.metadata.resource_version,
+        }});
+        Api::<Canary>::namespaced(self.context.client.clone(), canary.namespace)
+            .patch(canary.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(KubeError::api("updating the finalizers of", format!("Canary {}", canary.key())))
     }
 
     /// Writes `status` to the Canary's status subresource.
@@ -229,9 +263,27 @@ impl Platform for KubePlatform<'_> {
                 }
             }
             Action::SetRoutes(routes) => self.apply_route(canary, *routes, decision).await?,
-            Action::ScaleCanaryUp | Action::RestoreTarget => {
+            Action::ScaleCanaryUp => {
                 let wanted = held.primary.as_ref().map_or(1, replicas).max(1);
                 self.scale_target(namespace, target_name, wanted).await?;
+            }
+            Action::RestoreTarget => {
+                let wanted = held.primary.as_ref().map_or(1, replicas).max(1);
+                self.scale_target(namespace, target_name, wanted).await?;
+                // Clients move to the target only once it serves: the apex Service selects its pods
+                // and is no longer the Canary's, so it stays when the generated objects go.
+                if readiness(Some(&held.target), target_name, Timestamp::now()) == crate::engine::Readiness::Ready {
+                    let services: Api<Service> = Api::namespaced(self.context.client.clone(), namespace);
+                    let apex = service(
+                        canary.spec.apex_name(),
+                        namespace,
+                        selector_of(&held.target),
+                        canary.spec.service.port,
+                        canary.spec,
+                    );
+                    self.apply(&services, &apex).await?;
+                    self.apply_route(canary, Routes::with_canary(100, false), decision).await?;
+                }
             }
             Action::ScaleCanaryToZero => self.scale_target(namespace, target_name, 0).await?,
             Action::Promote { revision } => {
@@ -240,7 +292,7 @@ impl Platform for KubePlatform<'_> {
                 primary.metadata.owner_references = Some(vec![self.owner()]);
                 self.apply(&self.deployments(namespace), &primary).await?;
             }
-            Action::RemoveFinalizer => {}
+            Action::RemoveFinalizer => self.remove_finalizer(canary).await?,
             Action::RunHooks { kind, phase } => {
                 let target = HookTarget { name: canary.name, namespace, phase: *phase, checksum: &held.revision.id };
                 if let HookOutcome::Failed { hook, message } =

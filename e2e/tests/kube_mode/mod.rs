@@ -204,6 +204,50 @@ async fn run_with_broken_metric(prefix: &str, template: serde_json::Value) -> St
     reason
 }
 
+#[tokio::test]
+async fn deleting_a_canary_with_revert_on_deletion_gives_the_target_back() {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-revert").await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    let mut object = canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}));
+    object.spec.revert_on_deletion = Some(true);
+    apply(&ns.api::<Canary>(), &object).await;
+    let controller = start_controller(&ns);
+    let initialized = wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    assert!(initialized.metadata.finalizers.unwrap_or_default().contains(&"serin.dev/finalizer".to_string()));
+    assert_eq!(replicas(&ns, "podinfo").await, 0);
+
+    ns.api::<Canary>().delete("podinfo", &Default::default()).await.unwrap();
+    eventually("the Canary gone", Duration::from_secs(120), || async {
+        match ns.api::<Canary>().get_opt("podinfo").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(c) => Err(format!("{:?}", c.status.map(|s| (s.phase, s.message)))),
+        }
+    })
+    .await;
+    // The target runs again and the apex Service, now selecting its pods, is the user's to keep.
+    let target = ns.api::<Deployment>().get("podinfo").await.unwrap();
+    assert_eq!(target.spec.as_ref().unwrap().replicas, Some(2));
+    assert_eq!(target.status.as_ref().and_then(|s| s.ready_replicas), Some(2), "{:?}", target.status);
+    let apex = ns.api::<Service>().get("podinfo").await.unwrap();
+    assert!(apex.metadata.owner_references.unwrap_or_default().is_empty(), "the apex Service outlives the Canary");
+    assert_eq!(apex.spec.unwrap().selector.unwrap_or_default().get("app").map(String::as_str), Some("podinfo"));
+    // The generated objects go with the Canary.
+    eventually("the primary garbage-collected", Duration::from_secs(60), || async {
+        match ns.api::<Deployment>().get_opt("podinfo-primary").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+    controller.abort();
+    ns.delete().await;
+}
+
 /// The controller, watching this test's namespace only.
 fn start_controller(ns: &TestNamespace) -> tokio::task::JoinHandle<()> {
     let metrics = MetricSources {
