@@ -6,11 +6,13 @@
 //! route weights, scaling and promotion as server-side applies with one field manager; status on
 //! the status subresource; events through events.k8s.io; webhooks; metrics and alerts, with
 //! MetricTemplates, AlertProviders and their Secrets read from the cluster; operator requests from
-//! the `serin.dev/request` annotation. Still to come: DaemonSets, tracked ConfigMaps and Secrets,
-//! gates in the cluster, the finalizer and revertOnDeletion, HPAs, leader election and the
-//! controller's own metrics.
+//! the `serin.dev/request` annotation; the ConfigMaps and Secrets the target uses tracked in its
+//! revision, the primary running on `-primary` copies; revertOnDeletion behind a finalizer. Still
+//! to come: DaemonSets, gates in the cluster, HPAs, leader election and the controller's own
+//! metrics.
 
 mod catalog;
+mod configs;
 mod error;
 mod platform;
 mod services;
@@ -26,6 +28,7 @@ use ::kube::runtime::watcher;
 use ::kube::{Api, Client, ResourceExt};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serin_crds::canary::Canary;
 
 pub use error::KubeError;
@@ -76,6 +79,8 @@ impl Context {
 pub async fn run(context: Arc<Context>) {
     let controller = Controller::new(context.api::<Canary>(), watcher::Config::default());
     let store = controller.store();
+    let config_store = store.clone();
+    let secret_store = store.clone();
     controller
         .owns(context.api::<Deployment>(), watcher::Config::default())
         // A change to a target Deployment wakes the Canaries that name it.
@@ -89,6 +94,13 @@ pub async fn run(context: Arc<Context>) {
                 .map(|c| ObjectRef::from_obj(&*c))
                 .collect::<Vec<_>>()
         })
+        // A change to a ConfigMap or Secret may be a new revision of a target in its namespace.
+        .watches(context.api::<ConfigMap>(), watcher::Config::default(), move |config| {
+            canaries_in(&config_store, config.namespace())
+        })
+        .watches(context.api::<Secret>(), watcher::Config::default(), move |secret| {
+            canaries_in(&secret_store, secret.namespace())
+        })
         .run(reconcile_canary, error_policy, context)
         .for_each(|result| async move {
             if let Err(problem) = result {
@@ -96,6 +108,10 @@ pub async fn run(context: Arc<Context>) {
             }
         })
         .await;
+}
+
+fn canaries_in(store: &::kube::runtime::reflector::Store<Canary>, namespace: Option<String>) -> Vec<ObjectRef<Canary>> {
+    store.state().into_iter().filter(|c| c.namespace() == namespace).map(|c| ObjectRef::from_obj(&*c)).collect()
 }
 
 async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<Requeue, KubeError> {

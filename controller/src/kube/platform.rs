@@ -2,6 +2,7 @@
 //! the generated HTTPRoute; status goes to the Canary's status subresource; actions become
 //! server-side applies and patches with one field manager, and events through events.k8s.io.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ::kube::api::{Api, Patch, PatchParams};
@@ -10,11 +11,12 @@ use ::kube::{Resource, ResourceExt};
 use gateway_api::apis::standard::httproutes::HttpRoute;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use serin_crds::canary::{Canary, HookType};
 use serin_crds::operator_request::OperatorRequest as AnnotatedRequest;
 
 use super::catalog::{alert_directory, metric_catalog};
+use super::configs::{ConfigRef, config_map_checksum, primary_name, referenced, secret_checksum};
 use super::error::KubeError;
 use super::services::service;
 use super::workloads::{REVISION_ANNOTATION, primary_from, readiness, replicas, selector_of, template_value};
@@ -40,6 +42,25 @@ pub struct Held {
     target: Deployment,
     primary: Option<Deployment>,
     revision: Revision,
+    /// The ConfigMaps and Secrets the target uses, as read.
+    configs: Vec<TrackedConfig>,
+}
+
+enum TrackedConfig {
+    ConfigMap(ConfigMap),
+    Secret(Secret),
+}
+
+impl Held {
+    fn tracked(&self) -> BTreeSet<ConfigRef> {
+        self.configs
+            .iter()
+            .map(|c| match c {
+                TrackedConfig::ConfigMap(c) => ConfigRef::ConfigMap(c.name_any()),
+                TrackedConfig::Secret(s) => ConfigRef::Secret(s.name_any()),
+            })
+            .collect()
+    }
 }
 
 impl KubePlatform<'_> {
@@ -78,6 +99,68 @@ impl KubePlatform<'_> {
         route.metadata.owner_references = Some(vec![self.owner()]);
         let api: Api<HttpRoute> = Api::namespaced(self.context.client.clone(), canary.namespace);
         self.apply(&api, &route).await
+    }
+
+    /// The ConfigMaps and Secrets the target's pods use; one that does not exist is not tracked
+    /// (the target's pods wait for it, and the deadline tells).
+    async fn read_configs(&self, namespace: &str, target: &Deployment) -> Result<Vec<TrackedConfig>, KubeError> {
+        let template = target.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+        let mut configs = Vec::new();
+        for reference in referenced(&template) {
+            match reference {
+                ConfigRef::ConfigMap(name) => {
+                    let api: Api<ConfigMap> = Api::namespaced(self.context.client.clone(), namespace);
+                    let found = api
+                        .get_opt(&name)
+                        .await
+                        .map_err(KubeError::api("reading", format!("ConfigMap {namespace}/{name}")))?;
+                    configs.extend(found.map(TrackedConfig::ConfigMap));
+                }
+                ConfigRef::Secret(name) => {
+                    let api: Api<Secret> = Api::namespaced(self.context.client.clone(), namespace);
+                    let found = api
+                        .get_opt(&name)
+                        .await
+                        .map_err(KubeError::api("reading", format!("Secret {namespace}/{name}")))?;
+                    configs.extend(found.map(TrackedConfig::Secret));
+                }
+            }
+        }
+        Ok(configs)
+    }
+
+    /// Writes each tracked config's `-primary` copy, owned by the Canary.
+    async fn copy_configs(&self, namespace: &str, held: &Held) -> Result<(), KubeError> {
+        let owner = self.owner();
+        let meta = |name: String| k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(primary_name(&name)),
+            namespace: Some(namespace.to_string()),
+            owner_references: Some(vec![owner.clone()]),
+            ..Default::default()
+        };
+        for config in &held.configs {
+            match config {
+                TrackedConfig::ConfigMap(source) => {
+                    let copy = ConfigMap {
+                        metadata: meta(source.name_any()),
+                        data: source.data.clone(),
+                        binary_data: source.binary_data.clone(),
+                        immutable: None,
+                    };
+                    self.apply(&Api::namespaced(self.context.client.clone(), namespace), &copy).await?;
+                }
+                TrackedConfig::Secret(source) => {
+                    let copy = Secret {
+                        metadata: meta(source.name_any()),
+                        data: source.data.clone(),
+                        type_: source.type_.clone(),
+                        ..Default::default()
+                    };
+                    self.apply(&Api::namespaced(self.context.client.clone(), namespace), &copy).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds the controller's finalizer, so a deletion waits for what `revertOnDeletion` restores.
@@ -185,7 +268,15 @@ impl Platform for KubePlatform<'_> {
                 live_weights(&route, &canary.spec.primary_service_name(), &canary.spec.canary_service_name())
             });
         let now = Timestamp::now();
-        let revision = Revision::of(&template_value(&target), Default::default());
+        let configs = self.read_configs(canary.namespace, &target).await?;
+        let checksums = configs
+            .iter()
+            .map(|c| match c {
+                TrackedConfig::ConfigMap(c) => (ConfigRef::ConfigMap(c.name_any()).key(), config_map_checksum(c)),
+                TrackedConfig::Secret(s) => (ConfigRef::Secret(s.name_any()).key(), secret_checksum(s)),
+            })
+            .collect();
+        let revision = Revision::of(&template_value(&target), checksums);
         let observations = Observations {
             revision: revision.clone(),
             primary_revision: primary.as_ref().and_then(|p| p.annotations().get(REVISION_ANNOTATION).cloned()),
@@ -195,7 +286,11 @@ impl Platform for KubePlatform<'_> {
             deleting: self.canary.metadata.deletion_timestamp.is_some(),
             operator: annotated_request(&self.canary),
         };
-        Ok(Observed { status: self.canary.status.clone(), observations, held: Held { target, primary, revision } })
+        Ok(Observed {
+            status: self.canary.status.clone(),
+            observations,
+            held: Held { target, primary, revision, configs },
+        })
     }
 
     async fn run_hooks(&mut self, canary: CanaryRef<'_>, kind: HookType, observed: &Observed<Held>) -> HookOutcome {
@@ -232,11 +327,13 @@ impl Platform for KubePlatform<'_> {
         match action {
             Action::InitializePrimary => {
                 if held.primary.is_none() {
+                    self.copy_configs(namespace, held).await?;
                     let mut primary = primary_from(
                         &held.target,
                         &canary.spec.primary_workload_name(),
                         &held.revision.id,
                         replicas(&held.target).max(1),
+                        &held.tracked(),
                     );
                     primary.metadata.owner_references = Some(vec![self.owner()]);
                     self.apply(&self.deployments(namespace), &primary).await?;
@@ -288,7 +385,9 @@ impl Platform for KubePlatform<'_> {
             Action::ScaleCanaryToZero => self.scale_target(namespace, target_name, 0).await?,
             Action::Promote { revision } => {
                 let replicas = held.primary.as_ref().map_or(1, replicas).max(1);
-                let mut primary = primary_from(&held.target, &canary.spec.primary_workload_name(), revision, replicas);
+                self.copy_configs(namespace, held).await?;
+                let name = canary.spec.primary_workload_name();
+                let mut primary = primary_from(&held.target, &name, revision, replicas, &held.tracked());
                 primary.metadata.owner_references = Some(vec![self.owner()]);
                 self.apply(&self.deployments(namespace), &primary).await?;
             }

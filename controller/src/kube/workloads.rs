@@ -1,21 +1,30 @@
 //! The target Deployment and the `<target>-primary` Deployment the controller owns: building the
 //! primary from the target, and reading how ready each is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::Value;
 
+use super::configs::{ConfigRef, use_primary_copies};
 use crate::engine::Readiness;
 
 /// The annotation on the primary naming the revision it runs.
 pub const REVISION_ANNOTATION: &str = "serin.dev/revision";
 
 /// The primary Deployment for `target`: the same pod template, every selector label's value given
-/// a `-primary` suffix (so the two select different pods), stamped with `revision`.
-pub fn primary_from(target: &Deployment, name: &str, revision: &str, replicas: i32) -> Deployment {
+/// a `-primary` suffix (so the two select different pods), the `tracked` configs replaced by their
+/// `-primary` copies, stamped with `revision`.
+pub fn primary_from(
+    target: &Deployment,
+    name: &str,
+    revision: &str,
+    replicas: i32,
+    tracked: &BTreeSet<ConfigRef>,
+) -> Deployment {
     let mut template = target.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    use_primary_copies(&mut template, tracked);
     let selector = target.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
     let renamed: BTreeMap<String, String> = selector.iter().map(|(k, v)| (k.clone(), format!("{v}-primary"))).collect();
     let labels = template.metadata.get_or_insert_with(Default::default).labels.get_or_insert_with(Default::default);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, CustomResourceExt};
@@ -244,6 +244,52 @@ async fn deleting_a_canary_with_revert_on_deletion_gives_the_target_back() {
         }
     })
     .await;
+    controller.abort();
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_change_to_a_configmap_the_target_uses_is_rolled_out_and_the_primary_uses_its_copy() {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-config").await;
+    let config = |message: &str| -> ConfigMap {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "podinfo-config", "namespace": ns.name}, "data": {"MESSAGE": message}}))
+        .unwrap()
+    };
+    apply(&ns.api::<ConfigMap>(), &config("hello")).await;
+    let env =
+        json!([{"name": "MESSAGE", "valueFrom": {"configMapKeyRef": {"name": "podinfo-config", "key": "MESSAGE"}}}]);
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", env);
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    apply(&ns.api::<Canary>(), &canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}))).await;
+    let controller = start_controller(&ns);
+    let initialized = wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    let first_revision = initialized.status.unwrap().last_applied_spec;
+    let copy = ns.api::<ConfigMap>().get("podinfo-config-primary").await.unwrap();
+    assert_eq!(copy.data.unwrap()["MESSAGE"], "hello");
+    let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
+    let uses = serde_json::to_string(&primary.spec.unwrap().template).unwrap();
+    assert!(uses.contains("podinfo-config-primary"), "the primary reads the copy: {uses}");
+
+    // Only the ConfigMap changes: a new revision, rolled out, and the copy follows at promotion.
+    apply(&ns.api::<ConfigMap>(), &config("bonjour")).await;
+    let done = eventually("the config change promoted", Duration::from_secs(180), || async {
+        let canary = ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?;
+        let status = canary.status.clone().unwrap_or_default();
+        if status.phase == CanaryPhase::Succeeded && status.last_applied_spec != first_revision {
+            Ok(status)
+        } else {
+            Err(format!("{:?} {:?}", status.phase, status.last_applied_spec))
+        }
+    })
+    .await;
+    assert!(done.tracked_configs.contains_key("configmap/podinfo-config"), "{:?}", done.tracked_configs);
+    let copy = ns.api::<ConfigMap>().get("podinfo-config-primary").await.unwrap();
+    assert_eq!(copy.data.unwrap()["MESSAGE"], "bonjour");
     controller.abort();
     ns.delete().await;
 }
