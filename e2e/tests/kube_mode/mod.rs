@@ -294,6 +294,37 @@ async fn a_change_to_a_configmap_the_target_uses_is_rolled_out_and_the_primary_u
     ns.delete().await;
 }
 
+#[tokio::test]
+async fn an_image_that_never_runs_fails_on_the_progress_deadline_with_the_primary_untouched() {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-deadline").await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    let mut object = canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}));
+    object.spec.progress_deadline_seconds = Some(10);
+    apply(&ns.api::<Canary>(), &object).await;
+    let controller = start_controller(&ns);
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+
+    // The pod runner cannot play this image: its pods wait in ErrImagePull and never become ready.
+    set_image(&ns, "registry.invalid/podinfo:v9").await;
+    let failed = wait_for_phase(&ns, CanaryPhase::Failed, Duration::from_secs(90)).await.status.unwrap();
+    let reason = failed.last_failure_reason.unwrap_or_default();
+    assert!(reason.contains("progressDeadlineSeconds 10"), "{reason}");
+    let stalled = failed.conditions.iter().find(|c| c.type_ == "Stalled").map(|c| c.reason.clone());
+    assert_eq!(stalled.as_deref(), Some("ProgressDeadlineExceeded"));
+    let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
+    assert_eq!(image_of(&primary), "serin-testapp:v1");
+    assert_eq!(primary.status.and_then(|s| s.ready_replicas), Some(2));
+    assert_eq!(weights(&ns).await, (100, 0));
+    assert_eq!(replicas(&ns, "podinfo").await, 0, "the canary is scaled down again");
+    controller.abort();
+    ns.delete().await;
+}
+
 /// The controller, watching this test's namespace only.
 fn start_controller(ns: &TestNamespace) -> tokio::task::JoinHandle<()> {
     let metrics = MetricSources {
