@@ -1,7 +1,7 @@
 //! The controller's HTTP API: health, the built-in gates, and in standalone mode the status of
 //! every Canary and operator requests. Bodies are JSON; errors say what was wrong with the request.
 //!
-//! - `GET /healthz`, `GET /status`
+//! - `GET /healthz`, `GET /readyz`, `GET /metrics` (the controller's own), `GET /status`
 //! - `GET /gates`, `GET|POST /gates/{ns}/{name}/{gate}` (200 open, 403 closed),
 //!   `POST /gates/{ns}/{name}/{gate}/open|close`
 //! - `POST /canaries/{ns}/{name}/{promote|abort|pause|resume|retry}[?id=ID]`: accepted (202) and acted
@@ -29,9 +29,15 @@ use crate::standalone::requests::RequestStore;
 /// Reports the status of every Canary, for `GET /status`.
 pub type StatusReport = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
+/// Renders the controller's metrics, for `GET /metrics`.
+pub type MetricsReport = Arc<dyn Fn() -> String + Send + Sync>;
+
 pub struct Api {
-    pub gates: Arc<GateStore>,
+    /// The built-in gates; `None` where they must not be changed without authentication (in a
+    /// cluster, gates go through the Kubernetes API).
+    pub gates: Option<Arc<GateStore>>,
     pub status: Option<StatusReport>,
+    pub metrics: Option<MetricsReport>,
     /// Where operator requests go (standalone mode).
     pub requests: Option<Arc<RequestStore>>,
 }
@@ -59,8 +65,18 @@ pub async fn start(listen: SocketAddr, api: Arc<Api>) -> std::io::Result<SocketA
 impl Api {
     fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let (method, path) = (request.method().clone(), request.uri().path().to_string());
-        if path == "/healthz" {
+        if path == "/healthz" || path == "/readyz" {
             return reply(StatusCode::OK, json!({"status": "ok"}));
+        }
+        if path == "/metrics" {
+            return match &self.metrics {
+                Some(metrics) => Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")
+                    .body(Full::new(Bytes::from(metrics())))
+                    .expect("a valid response"),
+                None => reply(StatusCode::NOT_FOUND, json!({"error": "no metrics here"})),
+            };
         }
         if path == "/status" {
             return match &self.status {
@@ -144,15 +160,21 @@ impl Api {
     }
 
     fn gate(&self, request: GateRequest) -> Response<Full<Bytes>> {
+        let Some(gates) = &self.gates else {
+            return reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "this controller keeps no gates here; open or close them with the serin.dev/request annotation"}),
+            );
+        };
         match request {
-            GateRequest::List => reply(StatusCode::OK, json!(self.gates.snapshot())),
+            GateRequest::List => reply(StatusCode::OK, json!(gates.snapshot())),
             GateRequest::Check { namespace, name, gate } => {
-                let open = self.gates.is_open(&namespace, &name, gate);
+                let open = gates.is_open(&namespace, &name, gate);
                 let status = if open { StatusCode::OK } else { StatusCode::FORBIDDEN };
                 let state = if open { "open" } else { "closed" };
                 reply(status, json!({"gate": gate.as_str(), "canary": format!("{namespace}/{name}"), "state": state}))
             }
-            GateRequest::Set { namespace, name, gate, open } => match self.gates.set(&namespace, &name, gate, open) {
+            GateRequest::Set { namespace, name, gate, open } => match gates.set(&namespace, &name, gate, open) {
                 Ok(()) => {
                     let state = if open { "open" } else { "closed" };
                     tracing::info!(canary = %format!("{namespace}/{name}"), gate = gate.as_str(), state, "gate changed");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use serin_controller::analysis::MetricSources;
+use serin_controller::api::Api;
 use serin_controller::kube::{Context, run};
 use serin_controller::outbound::Outbound;
 
@@ -15,6 +16,9 @@ pub struct KubernetesArgs {
     /// A Prometheus server for the builtin metrics (a Canary's `metricsServer` wins).
     #[arg(long)]
     pub prometheus: Option<String>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub api: std::net::SocketAddr,
     /// Watch only this namespace (default: all).
     #[arg(long)]
     pub namespace: Option<String>,
@@ -43,8 +47,19 @@ pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
             min_requests: args.min_requests,
             query_timeout: Duration::from_secs(10),
         };
-        tracing::info!(kubernetes = %version.git_version, "serin controller running in Kubernetes mode");
-        run(Arc::new(Context::new(client, args.namespace.clone(), metrics))).await;
+        let context = Arc::new(Context::new(client, args.namespace.clone(), metrics));
+        let telemetry = context.clone();
+        let api = Api {
+            gates: None,
+            status: None,
+            metrics: Some(Arc::new(move || telemetry.telemetry.render())),
+            requests: None,
+        };
+        let address = serin_controller::api::start(args.api, Arc::new(api))
+            .await
+            .with_context(|| format!("cannot listen on {} for /healthz and /metrics", args.api))?;
+        tracing::info!(kubernetes = %version.git_version, api = %address, "serin controller running in Kubernetes mode");
+        run(context).await;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -14,6 +14,7 @@
 mod catalog;
 mod configs;
 mod error;
+mod metrics;
 mod platform;
 mod services;
 mod workloads;
@@ -32,6 +33,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serin_crds::canary::Canary;
 
 pub use error::KubeError;
+pub use metrics::ControllerMetrics;
 pub use platform::KubePlatform;
 
 use crate::analysis::MetricSources;
@@ -53,6 +55,8 @@ pub struct Context {
     pub webhooks: WebhookCaller,
     pub alerts: AlertSender,
     pub recorder: Recorder,
+    /// The controller's own metrics, served on `/metrics`.
+    pub telemetry: ControllerMetrics,
 }
 
 impl Context {
@@ -60,7 +64,7 @@ impl Context {
         let webhooks = WebhookCaller::new(metrics.client.clone());
         let alerts = AlertSender::new(metrics.client.clone());
         let recorder = Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: None });
-        Context { client, namespace, metrics, webhooks, alerts, recorder }
+        Context { client, namespace, metrics, webhooks, alerts, recorder, telemetry: ControllerMetrics::new() }
     }
 
     fn api<K>(&self) -> Api<K>
@@ -123,6 +127,7 @@ async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<
         spec: &canary.spec,
         generation: canary.metadata.generation.unwrap_or(1),
     };
+    let started = std::time::Instant::now();
     let mut platform = KubePlatform { context: &context, canary: canary.clone() };
     platform.ensure_finalizer(reference).await?;
     let reconciled = match reconcile(&mut platform, reference).await {
@@ -159,6 +164,8 @@ async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<
         tracing::warn!(canary = %reference.key(), ?action, %problem, label = problem.label(), "action failed; it is decided again next tick");
     }
     let status = &reconciled.decision.status;
+    let before = canary.status.as_ref().map(|s| s.phase);
+    context.telemetry.observe(&namespace, &name, &canary.spec, before, status, started.elapsed().as_secs_f64());
     tracing::info!(
         canary = %reference.key(),
         phase = %status.phase,

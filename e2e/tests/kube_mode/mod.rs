@@ -18,7 +18,7 @@ use serin_controller::outbound::Outbound;
 use serin_crds::CanaryPhase;
 use serin_crds::canary::Canary;
 
-use super::support::{TestNamespace, apply, eventually, rig_client};
+use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
 use super::{app_deployment, install_crds};
 
 #[tokio::test]
@@ -36,7 +36,7 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
     )
     .await;
 
-    let controller = start_controller(&ns);
+    let (controller, context) = start_controller_with_context(&ns);
 
     // Bootstrap: the primary runs the target's revision, the Services and the route exist, all
     // traffic goes to the primary and the target is scaled to zero.
@@ -70,6 +70,30 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
     let status = done.status.unwrap();
     assert_eq!(status.canary_weight, 0);
     assert!(status.conditions.iter().any(|c| c.type_ == "Promoted" && c.status == "True"), "{:?}", status.conditions);
+
+    // The controller's metrics, served as `serin-controller kubernetes` serves them.
+    let telemetry = context.clone();
+    let api = serin_controller::api::Api {
+        gates: None,
+        status: None,
+        metrics: Some(Arc::new(move || telemetry.telemetry.render())),
+        requests: None,
+    };
+    let address = serin_controller::api::start("127.0.0.1:0".parse().unwrap(), Arc::new(api)).await.unwrap();
+    let (code, text) = http_get(std::net::Ipv4Addr::LOCALHOST, address.port(), "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    let ns_name = &ns.name;
+    for line in [
+        format!(
+            "serin_canary_successes_total{{name=\"podinfo\",namespace=\"{ns_name}\",deployment_strategy=\"canary\",analysis_status=\"completed\"}} 1"
+        ),
+        format!("serin_canary_weight{{workload=\"podinfo-primary\",namespace=\"{ns_name}\"}} 100"),
+        format!("serin_canary_status{{name=\"podinfo\",namespace=\"{ns_name}\"}} 1"),
+    ] {
+        assert!(text.contains(&line), "{line} not in\n{text}");
+    }
+    let gates = http_get(std::net::Ipv4Addr::LOCALHOST, address.port(), "/gates/x/y/promotion").await.unwrap();
+    assert_eq!(gates.0, 404, "no gates are kept here: in a cluster they go through the Kubernetes API");
 
     controller.abort();
     ns.delete().await;
@@ -327,6 +351,12 @@ async fn an_image_that_never_runs_fails_on_the_progress_deadline_with_the_primar
 
 /// The controller, watching this test's namespace only.
 fn start_controller(ns: &TestNamespace) -> tokio::task::JoinHandle<()> {
+    start_controller_with_context(ns).0
+}
+
+fn start_controller_with_context(
+    ns: &TestNamespace,
+) -> (tokio::task::JoinHandle<()>, Arc<serin_controller::kube::Context>) {
     let metrics = MetricSources {
         client: Outbound::new(),
         prometheus: None,
@@ -335,7 +365,7 @@ fn start_controller(ns: &TestNamespace) -> tokio::task::JoinHandle<()> {
         query_timeout: Duration::from_secs(5),
     };
     let context = Arc::new(serin_controller::kube::Context::new(ns.client.clone(), Some(ns.name.clone()), metrics));
-    tokio::spawn(serin_controller::kube::run(context))
+    (tokio::spawn(serin_controller::kube::run(context.clone())), context)
 }
 
 /// A Canary for the Deployment `podinfo` in `ns`, with `analysis` and no metrics.
