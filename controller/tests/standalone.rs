@@ -240,6 +240,34 @@ async fn abort_and_retry_on_the_api_and_bad_requests_refused_by_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_accepted_just_before_a_crash_is_acted_on_after_the_restart() {
+    // A long interval: the request cannot be acted on before the controller is killed.
+    let v1 = support::app("v1", 0.0, 0).await;
+    let v2 = support::app("v2", 0.0, 0).await;
+    let yaml = canary_yaml(&format!("    threshold: 3\n    stepWeight: 10\n    maxWeight: 50\n{METRICS}"))
+        .replace("interval: 1s", "interval: 8s");
+    let mut rig = Rig::start(&yaml, v1).await;
+    rig.start_traffic(60, None);
+    rig.point_canary_at(v2, "v2");
+    rig.wait_until("progressing", Duration::from_secs(60), |r| status_of(r).phase == CanaryPhase::Progressing).await;
+    assert_eq!(rig.post("/canaries/test/podinfo/abort?id=before-crash").await, 202);
+    rig.kill_controller();
+    let kept = rig.manifests().join(".serin/requests/test/podinfo.json");
+    assert!(kept.exists(), "the accepted request is on disk at the crash");
+    assert_ne!(status_of(&rig.record().unwrap()).last_handled_request.as_deref(), Some("before-crash"));
+
+    rig.start_controller();
+    let record = rig
+        .wait_until("the request acted on after the restart", LIMIT, |r| {
+            status_of(r).last_handled_request.as_deref() == Some("before-crash")
+        })
+        .await;
+    assert_eq!(status_of(&record).phase, CanaryPhase::Failed);
+    assert!(status_of(&record).last_failure_reason.as_deref().unwrap_or_default().contains("aborted by operator"));
+    assert!(!kept.exists(), "a request acted on is dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_mid_analysis_resumes_the_same_rollout() {
     let mut rig = roll_out("    threshold: 3\n    stepWeight: 10\n    maxWeight: 50", 0.0, 0, None).await;
     // Kill it once the canary takes traffic, in the middle of the analysis.
