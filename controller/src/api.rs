@@ -3,7 +3,8 @@
 //!
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` (the controller's own), `GET /status`
 //! - `GET /gates`, `GET|POST /gates/{ns}/{name}/{gate}` (200 open, 403 closed),
-//!   `POST /gates/{ns}/{name}/{gate}/open|close`
+//!   `POST /gates/{ns}/{name}/{gate}/open|close`; in a cluster only the check, from the Canary's
+//!   status, since opening and closing go through the Kubernetes API
 //! - `POST /canaries/{ns}/{name}/{promote|abort|pause|resume|retry}[?id=ID]`: accepted (202) and acted
 //!   on at the Canary's next tick; the outcome is in its status (`lastHandledRequest`) and events
 //! - `POST /canaries/{ns}/{name}/{open-gate|close-gate}/{gate}`: the gate changes at once
@@ -29,6 +30,10 @@ use crate::standalone::requests::RequestStore;
 /// Reports the status of every Canary, for `GET /status`.
 pub type StatusReport = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
+/// Whether a gate is open, for gate checks against state kept elsewhere (in a cluster, the Canary's
+/// status); `None` for an unknown Canary.
+pub type GateCheck = Arc<dyn Fn(&str, &str, &str) -> Option<bool> + Send + Sync>;
+
 /// Renders the controller's metrics, for `GET /metrics`.
 pub type MetricsReport = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -36,6 +41,8 @@ pub struct Api {
     /// The built-in gates; `None` where they must not be changed without authentication (in a
     /// cluster, gates go through the Kubernetes API).
     pub gates: Option<Arc<GateStore>>,
+    /// Where gate checks read from when `gates` is `None`.
+    pub gate_check: Option<GateCheck>,
     pub status: Option<StatusReport>,
     pub metrics: Option<MetricsReport>,
     /// Where operator requests go (standalone mode).
@@ -161,9 +168,22 @@ impl Api {
 
     fn gate(&self, request: GateRequest) -> Response<Full<Bytes>> {
         let Some(gates) = &self.gates else {
+            if let (Some(check), GateRequest::Check { namespace, name, gate }) = (&self.gate_check, &request) {
+                return match check(namespace, name, gate.as_str()) {
+                    Some(open) => {
+                        let status = if open { StatusCode::OK } else { StatusCode::FORBIDDEN };
+                        let state = if open { "open" } else { "closed" };
+                        reply(
+                            status,
+                            json!({"gate": gate.as_str(), "canary": format!("{namespace}/{name}"), "state": state}),
+                        )
+                    }
+                    None => reply(StatusCode::NOT_FOUND, json!({"error": format!("no Canary {namespace}/{name}")})),
+                };
+            }
             return reply(
                 StatusCode::NOT_FOUND,
-                json!({"error": "this controller keeps no gates here; open or close them with the serin.dev/request annotation"}),
+                json!({"error": "gates are changed here only through the Kubernetes API: the serin.dev/request annotation (open-gate, close-gate)"}),
             );
         };
         match request {

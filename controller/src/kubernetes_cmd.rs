@@ -16,7 +16,7 @@ pub struct KubernetesArgs {
     /// A Prometheus server for the builtin metrics (a Canary's `metricsServer` wins).
     #[arg(long)]
     pub prometheus: Option<String>,
-    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    /// Where `/healthz`, `/readyz`, `/metrics` and the gate checks (`GET /gates/{ns}/{name}/{gate}`) are served.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub api: std::net::SocketAddr,
     /// Watch only this namespace (default: all).
@@ -49,8 +49,10 @@ pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
         };
         let context = Arc::new(Context::new(client, args.namespace.clone(), metrics));
         let telemetry = context.clone();
+        let gates = context.clone();
         let api = Api {
             gates: None,
+            gate_check: Some(Arc::new(move |namespace, name, gate| gates.gate_is_open(namespace, name, gate))),
             status: None,
             metrics: Some(Arc::new(move || telemetry.telemetry.render())),
             requests: None,

@@ -139,7 +139,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         let state = controller.state.clone();
         let status = Arc::new(move || serde_json::to_value(&*state.lock().expect("state lock")).unwrap_or_default());
         let requests = Some(controller.requests.clone());
-        let address = api::start(args.api, Arc::new(Api { gates: Some(gates), status: Some(status), metrics: None, requests }))
+        let address = api::start(args.api, Arc::new(Api { gates: Some(gates), gate_check: None, status: Some(status), metrics: None, requests }))
             .await
             .with_context(|| format!("cannot listen on {} for the API", args.api))?;
         tracing::info!(api = %address, canaries = controller.manifests().canaries.len(), "serin standalone controller running");

@@ -128,6 +128,11 @@ pub struct CanaryStatus {
     /// The id of the last operator request acted upon, so a request is acted upon once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_request: Option<String>,
+    /// The built-in gates opened by an `open-gate` request (`rollout`, `traffic-increase`,
+    /// `promotion`, `rollback`) and not closed since. In a cluster this is where gates live; the
+    /// controller's `GET /gates/{namespace}/{name}/{gate}` answers from it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub open_gates: std::collections::BTreeSet<String>,
     /// `name=value` cookie that pins clients to the canary during a run with session affinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_affinity_cookie: Option<String>,

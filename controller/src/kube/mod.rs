@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use ::kube::runtime::controller::{Action as Requeue, Controller};
 use ::kube::runtime::events::{Recorder, Reporter};
-use ::kube::runtime::reflector::ObjectRef;
+use ::kube::runtime::reflector::{ObjectRef, Store};
 use ::kube::runtime::watcher;
 use ::kube::{Api, Client, ResourceExt};
 use futures::StreamExt;
@@ -57,6 +57,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The controller's own metrics, served on `/metrics`.
     pub telemetry: ControllerMetrics,
+    /// The Canaries as the controller last saw them, once it runs (for the gate checks).
+    pub canaries: std::sync::OnceLock<Store<Canary>>,
 }
 
 impl Context {
@@ -64,7 +66,14 @@ impl Context {
         let webhooks = WebhookCaller::new(metrics.client.clone());
         let alerts = AlertSender::new(metrics.client.clone());
         let recorder = Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: None });
-        Context { client, namespace, metrics, webhooks, alerts, recorder, telemetry: ControllerMetrics::new() }
+        let telemetry = ControllerMetrics::new();
+        Context { client, namespace, metrics, webhooks, alerts, recorder, telemetry, canaries: Default::default() }
+    }
+
+    /// Whether `gate` of the Canary `namespace/name` is open; `None` for a Canary it does not know.
+    pub fn gate_is_open(&self, namespace: &str, name: &str, gate: &str) -> Option<bool> {
+        let canary = self.canaries.get()?.get(&ObjectRef::new(name).within(namespace))?;
+        Some(canary.status.as_ref().is_some_and(|s| s.open_gates.contains(gate)))
     }
 
     fn api<K>(&self) -> Api<K>
@@ -83,6 +92,7 @@ impl Context {
 pub async fn run(context: Arc<Context>) {
     let controller = Controller::new(context.api::<Canary>(), watcher::Config::default());
     let store = controller.store();
+    let _ = context.canaries.set(store.clone());
     let config_store = store.clone();
     let secret_store = store.clone();
     controller
@@ -114,7 +124,7 @@ pub async fn run(context: Arc<Context>) {
         .await;
 }
 
-fn canaries_in(store: &::kube::runtime::reflector::Store<Canary>, namespace: Option<String>) -> Vec<ObjectRef<Canary>> {
+fn canaries_in(store: &Store<Canary>, namespace: Option<String>) -> Vec<ObjectRef<Canary>> {
     store.state().into_iter().filter(|c| c.namespace() == namespace).map(|c| ObjectRef::from_obj(&*c)).collect()
 }
 

@@ -211,10 +211,33 @@ impl KubePlatform<'_> {
             .map_err(KubeError::api("writing the status of", format!("Canary {}", canary.key())))
     }
 
+    /// Opens or closes a gate for a request not acted on yet; the change lives in the status, so
+    /// it survives restarts and is the cluster's, not the controller's.
+    async fn change_gate(&self, request: &AnnotatedRequest, status: &mut Option<serin_crds::CanaryStatus>) {
+        let status = status.get_or_insert_with(Default::default);
+        if status.last_handled_request.as_deref() == Some(request.id.as_str()) {
+            return;
+        }
+        let gate = request.gate.clone().unwrap_or_default();
+        let (reason, message) = if request.action == serin_crds::operator_request::RequestAction::OpenGate {
+            status.open_gates.insert(gate.clone());
+            ("GateOpened", format!("Gate {gate} opened by operator"))
+        } else {
+            status.open_gates.remove(&gate);
+            ("GateClosed", format!("Gate {gate} closed by operator"))
+        };
+        status.last_handled_request = Some(request.id.clone());
+        self.record(EventType::Normal, reason, &message).await;
+    }
+
     /// Records a Warning event on the Canary.
     pub async fn warn(&self, reason: &str, message: &str) {
+        self.record(EventType::Warning, reason, message).await;
+    }
+
+    async fn record(&self, type_: EventType, reason: &str, message: &str) {
         let event = KubeEvent {
-            type_: EventType::Warning,
+            type_,
             reason: reason.to_string(),
             note: Some(message.to_string()),
             action: "Reconcile".into(),
@@ -284,13 +307,16 @@ impl Platform for KubePlatform<'_> {
             canary: readiness(Some(&target), &target_ref.name, now),
             routes,
             deleting: self.canary.metadata.deletion_timestamp.is_some(),
-            operator: annotated_request(&self.canary),
+            operator: None,
         };
-        Ok(Observed {
-            status: self.canary.status.clone(),
-            observations,
-            held: Held { target, primary, revision, configs },
-        })
+        let mut status = self.canary.status.clone();
+        let mut observations = observations;
+        match annotated_request(&self.canary) {
+            Some(request) if request.action.is_gate() => self.change_gate(&request, &mut status).await,
+            Some(request) => observations.operator = OperatorRequest::from_request(&request),
+            None => {}
+        }
+        Ok(Observed { status, observations, held: Held { target, primary, revision, configs } })
     }
 
     async fn run_hooks(&mut self, canary: CanaryRef<'_>, kind: HookType, observed: &Observed<Held>) -> HookOutcome {
@@ -401,20 +427,11 @@ impl Platform for KubePlatform<'_> {
                 }
             }
             Action::Event { kind, reason, message } => {
-                let event = KubeEvent {
-                    type_: match kind {
-                        EventKind::Normal => EventType::Normal,
-                        EventKind::Warning => EventType::Warning,
-                    },
-                    reason: reason.clone(),
-                    note: Some(message.clone()),
-                    action: "Reconcile".into(),
-                    secondary: None,
+                let type_ = match kind {
+                    EventKind::Normal => EventType::Normal,
+                    EventKind::Warning => EventType::Warning,
                 };
-                let reference = self.canary.object_ref(&());
-                if let Err(problem) = self.context.recorder.publish(&event, &reference).await {
-                    tracing::warn!(canary = %canary.key(), %problem, "event not recorded");
-                }
+                self.record(type_, reason, message).await;
                 let target = HookTarget {
                     name: canary.name,
                     namespace,
@@ -460,12 +477,12 @@ fn live_weights(route: &HttpRoute, primary: &str, canary: &str) -> Option<Routes
     Some(Routes { primary, canary, mirror })
 }
 
-/// The operator request in the Canary's annotation, if it is one the engine acts on. A malformed
-/// one is logged with what is wrong with it and otherwise ignored.
-fn annotated_request(canary: &Canary) -> Option<OperatorRequest> {
+/// The operator request in the Canary's annotation. A malformed one is logged with what is wrong
+/// with it and otherwise ignored.
+fn annotated_request(canary: &Canary) -> Option<AnnotatedRequest> {
     let value = canary.annotations().get(serin_crds::operator_request::ANNOTATION)?;
     match AnnotatedRequest::parse(value) {
-        Ok(request) => OperatorRequest::from_request(&request),
+        Ok(request) => Some(request),
         Err(problem) => {
             tracing::warn!(canary = %canary.name_any(), %problem, "operator request ignored");
             None

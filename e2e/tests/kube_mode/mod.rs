@@ -75,6 +75,7 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
     let telemetry = context.clone();
     let api = serin_controller::api::Api {
         gates: None,
+        gate_check: None,
         status: None,
         metrics: Some(Arc::new(move || telemetry.telemetry.render())),
         requests: None,
@@ -94,6 +95,8 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
     }
     let gates = http_get(std::net::Ipv4Addr::LOCALHOST, address.port(), "/gates/x/y/promotion").await.unwrap();
     assert_eq!(gates.0, 404, "no gates are kept here: in a cluster they go through the Kubernetes API");
+    let opening = http_post(address.port(), "/gates/x/y/promotion/open").await;
+    assert_eq!(opening, 404, "and nothing opens one without the Kubernetes API");
 
     controller.abort();
     ns.delete().await;
@@ -347,6 +350,66 @@ async fn an_image_that_never_runs_fails_on_the_progress_deadline_with_the_primar
     assert_eq!(replicas(&ns, "podinfo").await, 0, "the canary is scaled down again");
     controller.abort();
     ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_confirm_promotion_gate_in_the_cluster_holds_until_opened_through_the_annotation() {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-gates").await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    let (controller, context) = start_controller_with_context(&ns);
+    // The controller's API, answering gate checks from the Canaries' status.
+    let gates = context.clone();
+    let api = serin_controller::api::Api {
+        gates: None,
+        gate_check: Some(Arc::new(move |namespace, name, gate| gates.gate_is_open(namespace, name, gate))),
+        status: None,
+        metrics: None,
+        requests: None,
+    };
+    let address = serin_controller::api::start("127.0.0.1:0".parse().unwrap(), Arc::new(api)).await.unwrap();
+    let url = format!("http://{address}/gates/{}/podinfo/promotion", ns.name);
+    let analysis = json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50,
+        "webhooks": [{"type": "confirm-promotion", "name": "approval", "url": url}]});
+    apply(&ns.api::<Canary>(), &canary(&ns, analysis)).await;
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+
+    set_image(&ns, "serin-testapp:v2").await;
+    wait_for_phase(&ns, CanaryPhase::WaitingPromotion, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = ns.api::<Canary>().get("podinfo").await.unwrap().status.unwrap();
+    assert_eq!(held.phase, CanaryPhase::WaitingPromotion, "a closed gate holds");
+    assert_eq!(
+        http_get(std::net::Ipv4Addr::LOCALHOST, address.port(), &format!("/gates/{}/podinfo/promotion", ns.name))
+            .await
+            .unwrap()
+            .0,
+        403
+    );
+
+    request(&ns, r#"{"id":"approve","action":"open-gate","gate":"promotion"}"#).await;
+    let done = wait_for_phase(&ns, CanaryPhase::Succeeded, Duration::from_secs(120)).await.status.unwrap();
+    assert!(done.open_gates.contains("promotion"), "{:?}", done.open_gates);
+    assert_eq!(done.last_handled_request.as_deref(), Some("approve"));
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>().list(&Default::default()).await.unwrap().items;
+    assert!(events.iter().any(|e| e.reason.as_deref() == Some("GateOpened")), "no GateOpened event");
+    controller.abort();
+    ns.delete().await;
+}
+
+/// A plain HTTP/1.1 POST with no body to 127.0.0.1:`port`; returns the status code.
+async fn http_post(port: u16, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let request = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    String::from_utf8_lossy(&response).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
 /// The controller, watching this test's namespace only.
