@@ -88,6 +88,44 @@ impl Context {
     }
 }
 
+/// A kind the controller cannot work without, and how to install it.
+pub struct RequiredKind {
+    pub resource: ::kube::api::ApiResource,
+    pub install: &'static str,
+}
+
+/// The kinds the controller reads and writes that are not built into Kubernetes.
+pub fn required_kinds() -> Vec<RequiredKind> {
+    vec![
+        RequiredKind {
+            resource: ::kube::api::ApiResource::erase::<Canary>(&()),
+            install: "kubectl apply --server-side -f crds/ (or install the chart)",
+        },
+        RequiredKind {
+            resource: ::kube::api::ApiResource::erase::<gateway_api::apis::standard::httproutes::HttpRoute>(&()),
+            install: "install the Gateway API CRDs (standard channel)",
+        },
+    ]
+}
+
+/// Checks, before starting, that every required kind is served: one message naming each missing
+/// kind and how to install it, instead of a controller that retries forever.
+pub async fn preflight(client: &Client, kinds: &[RequiredKind]) -> Result<(), Vec<String>> {
+    let mut missing = Vec::new();
+    for kind in kinds {
+        let api: Api<::kube::api::DynamicObject> = Api::all_with(client.clone(), &kind.resource);
+        match api.list(&::kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => {}
+            Err(::kube::Error::Api(status)) if status.code == 404 => missing.push(format!(
+                "{} ({}/{}) is not installed: {}",
+                kind.resource.kind, kind.resource.group, kind.resource.version, kind.install
+            )),
+            Err(problem) => missing.push(format!("cannot list {}: {problem}", kind.resource.plural)),
+        }
+    }
+    if missing.is_empty() { Ok(()) } else { Err(missing) }
+}
+
 /// Reconciles every Canary in the cluster (or the context's namespace) until the process ends.
 pub async fn run(context: Arc<Context>) {
     let controller = Controller::new(context.api::<Canary>(), watcher::Config::default());

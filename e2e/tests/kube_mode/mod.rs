@@ -401,6 +401,23 @@ async fn a_confirm_promotion_gate_in_the_cluster_holds_until_opened_through_the_
     ns.delete().await;
 }
 
+#[tokio::test]
+async fn the_start_check_names_each_missing_kind_and_how_to_install_it() {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    serin_controller::kube::preflight(&client, &serin_controller::kube::required_kinds()).await.unwrap();
+    let missing = serin_controller::kube::RequiredKind {
+        resource: kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("serin.dev", "v1alpha1", "Nothing"),
+            "nothings",
+        ),
+        install: "apply its CRD",
+    };
+    let problems = serin_controller::kube::preflight(&client, &[missing]).await.unwrap_err();
+    assert_eq!(problems, vec!["Nothing (serin.dev/v1alpha1) is not installed: apply its CRD".to_string()]);
+}
+
 /// A plain HTTP/1.1 POST with no body to 127.0.0.1:`port`; returns the status code.
 async fn http_post(port: u16, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
