@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 use serin_controller::analysis::MetricSources;
 use serin_controller::api::Api;
+use serin_controller::kube::leader::{LeaseConfig, lead};
 use serin_controller::kube::{Context, run};
 use serin_controller::outbound::Outbound;
 
@@ -19,6 +20,10 @@ pub struct KubernetesArgs {
     /// Where `/healthz`, `/readyz`, `/metrics` and the gate checks (`GET /gates/{ns}/{name}/{gate}`) are served.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub api: std::net::SocketAddr,
+    /// Lead through this Lease (`namespace/name`) so that one of several replicas reconciles.
+    /// Without it, this replica reconciles at once (run one replica).
+    #[arg(long)]
+    pub leader_election: Option<String>,
     /// Watch only this namespace (default: all).
     #[arg(long)]
     pub namespace: Option<String>,
@@ -64,7 +69,24 @@ pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {} for /healthz and /metrics", args.api))?;
         tracing::info!(kubernetes = %version.git_version, api = %address, "serin controller running in Kubernetes mode");
-        run(context).await;
+        match &args.leader_election {
+            None => run(context).await,
+            Some(lease) => {
+                let (namespace, name) = lease
+                    .split_once('/')
+                    .with_context(|| format!("--leader-election {lease:?}: write it as namespace/name"))?;
+                let config = LeaseConfig {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    identity: std::env::var("POD_NAME")
+                        .or_else(|_| std::env::var("HOSTNAME"))
+                        .unwrap_or_else(|_| format!("serin-controller-{}", std::process::id())),
+                    duration: Duration::from_secs(15),
+                    renew_every: Duration::from_secs(5),
+                };
+                lead(&context.client.clone(), &config, run(context)).await?;
+            }
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

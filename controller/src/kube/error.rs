@@ -8,6 +8,8 @@ pub enum KubeError {
     UnsupportedTarget { canary: String, kind: String },
     #[error("{action} {object}: {source}")]
     Api { action: &'static str, object: String, source: ::kube::Error },
+    #[error("lost the lease {lease} to another replica; stopping so that only one reconciles")]
+    LostLease { lease: String },
 }
 
 impl KubeError {
@@ -17,6 +19,7 @@ impl KubeError {
             KubeError::TargetNotFound { .. } => "target_not_found",
             KubeError::UnsupportedTarget { .. } => "unsupported_target",
             KubeError::Api { .. } => "kubernetes_api",
+            KubeError::LostLease { .. } => "lost_lease",
         }
     }
 

@@ -8,12 +8,12 @@
 //! MetricTemplates, AlertProviders and their Secrets read from the cluster; operator requests from
 //! the `serin.dev/request` annotation; the ConfigMaps and Secrets the target uses tracked in its
 //! revision, the primary running on `-primary` copies; revertOnDeletion behind a finalizer. Still
-//! to come: DaemonSets, gates in the cluster, HPAs, leader election and the controller's own
-//! metrics.
+//! to come: DaemonSets, HPAs, taking over an existing apex Service, and meshproxy as the waypoint.
 
 mod catalog;
 mod configs;
 mod error;
+pub mod leader;
 mod metrics;
 mod platform;
 mod services;

@@ -418,6 +418,57 @@ async fn the_start_check_names_each_missing_kind_and_how_to_install_it() {
     assert_eq!(problems, vec!["Nothing (serin.dev/v1alpha1) is not installed: apply its CRD".to_string()]);
 }
 
+#[tokio::test]
+async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies() {
+    use serin_controller::kube::leader::{LeaseConfig, lead};
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-leader").await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    let replica = |identity: &str| {
+        let config = LeaseConfig {
+            namespace: ns.name.clone(),
+            name: "serin-controller".into(),
+            identity: identity.into(),
+            duration: Duration::from_secs(3),
+            renew_every: Duration::from_secs(1),
+        };
+        let context = start_controller_context(&ns);
+        let client = ns.client.clone();
+        tokio::spawn(async move { lead(&client, &config, serin_controller::kube::run(context)).await })
+    };
+    let holder = || async {
+        let lease = ns.api::<k8s_openapi::api::coordination::v1::Lease>().get_opt("serin-controller").await;
+        lease.ok().flatten().and_then(|l| l.spec).and_then(|s| s.holder_identity).unwrap_or_default()
+    };
+    let a = replica("replica-a");
+    eventually("replica-a leading", Duration::from_secs(30), || async {
+        let now = holder().await;
+        if now == "replica-a" { Ok(()) } else { Err(now) }
+    })
+    .await;
+    let b = replica("replica-b");
+    apply(&ns.api::<Canary>(), &canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}))).await;
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(holder().await, "replica-a", "a live leader keeps its lease");
+
+    // The leader dies without a word; the other takes over once the lease runs out, and carries on.
+    a.abort();
+    eventually("replica-b leading", Duration::from_secs(30), || async {
+        let now = holder().await;
+        if now == "replica-b" { Ok(()) } else { Err(now) }
+    })
+    .await;
+    set_image(&ns, "serin-testapp:v2").await;
+    wait_for_phase(&ns, CanaryPhase::Succeeded, Duration::from_secs(120)).await;
+    b.abort();
+    ns.delete().await;
+}
+
 /// A plain HTTP/1.1 POST with no body to 127.0.0.1:`port`; returns the status code.
 async fn http_post(port: u16, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -437,6 +488,12 @@ fn start_controller(ns: &TestNamespace) -> tokio::task::JoinHandle<()> {
 fn start_controller_with_context(
     ns: &TestNamespace,
 ) -> (tokio::task::JoinHandle<()>, Arc<serin_controller::kube::Context>) {
+    let context = start_controller_context(ns);
+    (tokio::spawn(serin_controller::kube::run(context.clone())), context)
+}
+
+/// A controller's context for this test's namespace, not yet running.
+fn start_controller_context(ns: &TestNamespace) -> Arc<serin_controller::kube::Context> {
     let metrics = MetricSources {
         client: Outbound::new(),
         prometheus: None,
@@ -444,8 +501,7 @@ fn start_controller_with_context(
         min_requests: 10,
         query_timeout: Duration::from_secs(5),
     };
-    let context = Arc::new(serin_controller::kube::Context::new(ns.client.clone(), Some(ns.name.clone()), metrics));
-    (tokio::spawn(serin_controller::kube::run(context.clone())), context)
+    Arc::new(serin_controller::kube::Context::new(ns.client.clone(), Some(ns.name.clone()), metrics))
 }
 
 /// A Canary for the Deployment `podinfo` in `ns`, with `analysis` and no metrics.
