@@ -368,8 +368,18 @@ impl Platform for KubePlatform<'_> {
                 let primary = held.primary.as_ref().expect("just ensured");
                 let services: Api<Service> = Api::namespaced(self.context.client.clone(), namespace);
                 let port = canary.spec.service.port;
+                let apex = services
+                    .get_opt(canary.spec.apex_name())
+                    .await
+                    .map_err(KubeError::api("reading", format!("Service {namespace}/{}", canary.spec.apex_name())))?;
+                let mut object = service(canary.spec.apex_name(), namespace, selector_of(primary), port, canary.spec);
+                match apex.as_ref().and_then(|a| take_over(a, &self.canary)) {
+                    // The user's own Service: steered, never owned, so it outlives the Canary.
+                    Some(annotations) => object.metadata.annotations = Some(annotations),
+                    None => object.metadata.owner_references = Some(vec![self.owner()]),
+                }
+                self.apply(&services, &object).await?;
                 for (name, selector) in [
-                    (canary.spec.apex_name().to_string(), selector_of(primary)),
                     (canary.spec.primary_service_name(), selector_of(primary)),
                     (canary.spec.canary_service_name(), selector_of(&held.target)),
                 ] {
@@ -397,13 +407,18 @@ impl Platform for KubePlatform<'_> {
                 // and is no longer the Canary's, so it stays when the generated objects go.
                 if readiness(Some(&held.target), target_name, Timestamp::now()) == crate::engine::Readiness::Ready {
                     let services: Api<Service> = Api::namespaced(self.context.client.clone(), namespace);
-                    let apex = service(
-                        canary.spec.apex_name(),
-                        namespace,
-                        selector_of(&held.target),
-                        canary.spec.service.port,
-                        canary.spec,
-                    );
+                    let current = services.get_opt(canary.spec.apex_name()).await.map_err(KubeError::api(
+                        "reading",
+                        format!("Service {namespace}/{}", canary.spec.apex_name()),
+                    ))?;
+                    // A Service that was the user's gets its own selector back.
+                    let selector = current
+                        .as_ref()
+                        .and_then(|s| s.annotations().get(ORIGINAL_SELECTOR_ANNOTATION).cloned())
+                        .and_then(|text| serde_json::from_str(&text).ok())
+                        .unwrap_or_else(|| selector_of(&held.target));
+                    let apex =
+                        service(canary.spec.apex_name(), namespace, selector, canary.spec.service.port, canary.spec);
                     self.apply(&services, &apex).await?;
                     self.apply_route(canary, Routes::with_canary(100, false), decision).await?;
                 }
@@ -464,6 +479,33 @@ impl Platform for KubePlatform<'_> {
     async fn finish(&mut self, _canary: CanaryRef<'_>, _held: Held) -> Result<(), KubeError> {
         Ok(())
     }
+}
+
+/// Remembers the selector a user's own apex Service had before the Canary steered it.
+const ORIGINAL_SELECTOR_ANNOTATION: &str = "serin.dev/original-selector";
+
+/// For an apex Service the Canary did not create: the annotations it carries while steered — its
+/// original selector (kept from the first time) and what stops Flux from reverting the selector.
+/// `None` for a Service this Canary owns.
+fn take_over(apex: &Service, canary: &Canary) -> Option<std::collections::BTreeMap<String, String>> {
+    let uid = canary.metadata.uid.as_deref();
+    if apex.owner_references().iter().any(|o| Some(o.uid.as_str()) == uid) {
+        return None;
+    }
+    let original = apex.annotations().get(ORIGINAL_SELECTOR_ANNOTATION).cloned().unwrap_or_else(|| {
+        let selector = apex.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+        serde_json::to_string(&selector).expect("a selector serializes")
+    });
+    Some(
+        [
+            (ORIGINAL_SELECTOR_ANNOTATION, original.as_str()),
+            ("kustomize.toolkit.fluxcd.io/reconcile", "disabled"),
+            ("helm.toolkit.fluxcd.io/driftDetection", "disabled"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    )
 }
 
 /// The weights of the generated route's last rule (the one every request can reach).

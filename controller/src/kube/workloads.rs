@@ -40,7 +40,7 @@ pub fn primary_from(
             "name": name,
             "namespace": target.metadata.namespace,
             "annotations": annotations,
-            "labels": target.metadata.labels.clone().unwrap_or_default(),
+            "labels": copied_labels(target),
         },
         "spec": {
             "replicas": replicas,
@@ -49,6 +49,17 @@ pub fn primary_from(
         },
     }))
     .expect("a Deployment")
+}
+
+/// The target's labels for the primary, without those by which GitOps tools claim objects (the
+/// primary is the controller's: Argo CD must not prune it, Flux and Helm must not adopt it).
+fn copied_labels(target: &Deployment) -> BTreeMap<String, String> {
+    const CLAIMS: [&str; 2] = ["app.kubernetes.io/instance", "app.kubernetes.io/managed-by"];
+    const CLAIM_PREFIXES: [&str; 4] =
+        ["argocd.argoproj.io/", "kustomize.toolkit.fluxcd.io/", "helm.toolkit.fluxcd.io/", "helm.sh/"];
+    let mut labels = target.metadata.labels.clone().unwrap_or_default();
+    labels.retain(|key, _| !CLAIMS.contains(&key.as_str()) && !CLAIM_PREFIXES.iter().any(|p| key.starts_with(p)));
+    labels
 }
 
 /// The pod labels a Deployment's selector picks (for its Service).

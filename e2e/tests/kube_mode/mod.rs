@@ -469,6 +469,62 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies() {
     ns.delete().await;
 }
 
+#[tokio::test]
+async fn a_users_own_apex_service_is_steered_not_owned_and_given_back() {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-takeover").await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    // GitOps tools claim objects by labels like these; the generated primary must not carry them.
+    target.metadata.labels = Some(
+        [("app.kubernetes.io/instance".to_string(), "shop".to_string()), ("team".to_string(), "web".to_string())]
+            .into(),
+    );
+    apply(&ns.api::<Deployment>(), &target).await;
+    let mut own = super::app_service("podinfo");
+    own.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Service>(), &own).await;
+    let mut object = canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}));
+    object.spec.revert_on_deletion = Some(true);
+    apply(&ns.api::<Canary>(), &object).await;
+    let controller = start_controller(&ns);
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+
+    let steered = ns.api::<Service>().get("podinfo").await.unwrap();
+    assert!(
+        steered.metadata.owner_references.clone().unwrap_or_default().is_empty(),
+        "the user's Service is not the Canary's"
+    );
+    let annotations = steered.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(annotations.get("serin.dev/original-selector").map(String::as_str), Some(r#"{"app":"podinfo"}"#));
+    assert_eq!(annotations.get("kustomize.toolkit.fluxcd.io/reconcile").map(String::as_str), Some("disabled"));
+    assert_eq!(
+        steered.spec.unwrap().selector.unwrap_or_default().get("app").map(String::as_str),
+        Some("podinfo-primary")
+    );
+    let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
+    let labels = primary.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("team").map(String::as_str), Some("web"));
+    assert!(!labels.contains_key("app.kubernetes.io/instance"), "{labels:?}");
+
+    ns.api::<Canary>().delete("podinfo", &Default::default()).await.unwrap();
+    eventually("the Canary gone", Duration::from_secs(120), || async {
+        match ns.api::<Canary>().get_opt("podinfo").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+    let given_back = ns.api::<Service>().get("podinfo").await.unwrap();
+    assert_eq!(given_back.spec.unwrap().selector.unwrap_or_default().get("app").map(String::as_str), Some("podinfo"));
+    let annotations = given_back.metadata.annotations.unwrap_or_default();
+    assert!(!annotations.contains_key("serin.dev/original-selector"), "{annotations:?}");
+    controller.abort();
+    ns.delete().await;
+}
+
 /// A plain HTTP/1.1 POST with no body to 127.0.0.1:`port`; returns the status code.
 async fn http_post(port: u16, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
