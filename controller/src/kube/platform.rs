@@ -11,6 +11,7 @@ use ::kube::{Resource, ResourceExt};
 use gateway_api::apis::standard::httproutes::HttpRoute;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use serin_crds::canary::{Canary, HookType};
 use serin_crds::operator_request::OperatorRequest as AnnotatedRequest;
@@ -161,6 +162,41 @@ impl KubePlatform<'_> {
             }
         }
         Ok(())
+    }
+
+    /// With `autoscalerRef`: `<hpa>-primary`, the target's HorizontalPodAutoscaler pointed at the
+    /// primary, owned by the Canary (refreshed at promotion, as the target's may have changed).
+    async fn apply_primary_autoscaler(&self, canary: CanaryRef<'_>) -> Result<(), KubeError> {
+        let Some(reference) = &canary.spec.autoscaler_ref else { return Ok(()) };
+        let kind = reference.kind.as_deref().unwrap_or("HorizontalPodAutoscaler");
+        if kind != "HorizontalPodAutoscaler" {
+            return Err(KubeError::UnsupportedTarget { canary: canary.key(), kind: format!("autoscalerRef {kind}") });
+        }
+        let namespace = canary.namespace;
+        let api: Api<HorizontalPodAutoscaler> = Api::namespaced(self.context.client.clone(), namespace);
+        let object = format!("HorizontalPodAutoscaler {namespace}/{}", reference.name);
+        let target =
+            api.get_opt(&reference.name).await.map_err(KubeError::api("reading", object))?.ok_or_else(|| {
+                KubeError::TargetNotFound {
+                    canary: canary.key(),
+                    kind: "HorizontalPodAutoscaler".into(),
+                    namespace: namespace.to_string(),
+                    name: reference.name.clone(),
+                }
+            })?;
+        let mut spec = target.spec;
+        spec.scale_target_ref.name = canary.spec.primary_workload_name();
+        let primary = HorizontalPodAutoscaler {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(primary_name(&reference.name)),
+                namespace: Some(namespace.to_string()),
+                owner_references: Some(vec![self.owner()]),
+                ..Default::default()
+            },
+            spec,
+            status: None,
+        };
+        self.apply(&api, &primary).await
     }
 
     /// Adds the controller's finalizer, so a deletion waits for what `revertOnDeletion` restores.
@@ -365,6 +401,7 @@ impl Platform for KubePlatform<'_> {
                     self.apply(&self.deployments(namespace), &primary).await?;
                     held.primary = Some(primary);
                 }
+                self.apply_primary_autoscaler(canary).await?;
                 let primary = held.primary.as_ref().expect("just ensured");
                 let services: Api<Service> = Api::namespaced(self.context.client.clone(), namespace);
                 let port = canary.spec.service.port;
@@ -431,6 +468,7 @@ impl Platform for KubePlatform<'_> {
                 let mut primary = primary_from(&held.target, &name, revision, replicas, &held.tracked());
                 primary.metadata.owner_references = Some(vec![self.owner()]);
                 self.apply(&self.deployments(namespace), &primary).await?;
+                self.apply_primary_autoscaler(canary).await?;
             }
             Action::RemoveFinalizer => self.remove_finalizer(canary).await?,
             Action::RunHooks { kind, phase } => {

@@ -525,6 +525,47 @@ async fn a_users_own_apex_service_is_steered_not_owned_and_given_back() {
     ns.delete().await;
 }
 
+#[tokio::test]
+async fn an_autoscaled_target_gets_a_primary_autoscaler() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, "kube-hpa").await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "podinfo", "namespace": ns.name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "minReplicas": 2, "maxReplicas": 4,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}],
+        },
+    }))
+    .unwrap();
+    apply(&ns.api::<HorizontalPodAutoscaler>(), &hpa).await;
+    let mut object = canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}));
+    object.spec.autoscaler_ref = Some(
+        serde_json::from_value(
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}),
+        )
+        .unwrap(),
+    );
+    apply(&ns.api::<Canary>(), &object).await;
+    let controller = start_controller(&ns);
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+
+    let primary = ns.api::<HorizontalPodAutoscaler>().get("podinfo-primary").await.unwrap();
+    assert!(!primary.metadata.owner_references.unwrap_or_default().is_empty(), "owned by the Canary");
+    let spec = primary.spec;
+    assert_eq!(spec.scale_target_ref.name, "podinfo-primary");
+    assert_eq!((spec.min_replicas, spec.max_replicas), (Some(2), 4));
+    controller.abort();
+    ns.delete().await;
+}
+
 /// A plain HTTP/1.1 POST with no body to 127.0.0.1:`port`; returns the status code.
 async fn http_post(port: u16, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
