@@ -2,13 +2,15 @@
 //! targets and the objects it owns, running the shared reconcile routine through [`KubePlatform`].
 //!
 //! What exists so far: Deployment targets; bootstrap (the `-primary` Deployment, the apex, primary
-//! and canary Services, the HTTPRoute with all traffic on the primary, the target scaled to zero);
-//! route weights, scaling and promotion as server-side applies with one field manager; status on
-//! the status subresource; events through events.k8s.io; webhooks; metrics and alerts, with
-//! MetricTemplates, AlertProviders and their Secrets read from the cluster; operator requests from
-//! the `serin.dev/request` annotation; the ConfigMaps and Secrets the target uses tracked in its
-//! revision, the primary running on `-primary` copies; revertOnDeletion behind a finalizer. Still
-//! to come: DaemonSets, HPAs, taking over an existing apex Service, and meshproxy as the waypoint.
+//! and canary Services, the HTTPRoute with all traffic on the primary, the target scaled to zero),
+//! steering a user's own apex Service without owning it; a `-primary` HorizontalPodAutoscaler with
+//! `autoscalerRef`; route weights, scaling and promotion as server-side applies with one field
+//! manager; status on the status subresource; events through events.k8s.io; webhooks; metrics and
+//! alerts, with MetricTemplates, AlertProviders and their Secrets read from the cluster; operator
+//! requests and gates through the `serin.dev/request` annotation, gates kept in the status; the
+//! ConfigMaps and Secrets the target uses tracked in its revision, the primary running on
+//! `-primary` copies; revertOnDeletion behind a finalizer; Lease leader election; the controller's
+//! own metrics. Still to come: DaemonSets, and meshproxy as the waypoint that serves the routes.
 
 mod catalog;
 mod configs;
