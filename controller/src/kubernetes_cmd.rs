@@ -34,12 +34,7 @@ pub struct KubernetesArgs {
 
 pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .json()
-        .with_writer(std::io::stdout)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = crate::controller_runtime()?;
     runtime.block_on(async move {
         let client = kube::Client::try_default()
             .await

@@ -69,6 +69,17 @@ fn parse_metric(text: &str) -> Result<(String, MetricValue), String> {
     Ok((name.to_string(), value))
 }
 
+/// What every long-running mode starts with: JSON log lines on stdout (`RUST_LOG` picks the level,
+/// info by default) and a two-thread runtime.
+fn controller_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stdout)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,

@@ -81,12 +81,40 @@ pub trait Platform {
     async fn finish(&mut self, canary: CanaryRef<'_>, held: Self::Held) -> Result<(), Self::Error>;
 }
 
+/// An error that can name itself in a word, for logs and metrics.
+pub trait Labelled {
+    fn label(&self) -> &'static str;
+}
+
 /// What one reconcile did.
 #[derive(Debug)]
 pub struct Reconciled<E> {
     pub decision: RolloutDecision,
     /// Actions that failed; each is decided again on the next reconcile.
     pub failed: Vec<(Action, E)>,
+}
+
+impl<E: std::fmt::Display + Labelled> Reconciled<E> {
+    /// Logs the actions that failed and, when the status differs from `before`, the new one; a
+    /// reconcile that changed nothing (an idle Canary's) is logged at debug level only.
+    pub fn log(&self, key: &str, before: Option<&CanaryStatus>) {
+        for (action, problem) in &self.failed {
+            tracing::warn!(canary = %key, ?action, %problem, label = problem.label(), "action failed; it is decided again next time");
+        }
+        let status = &self.decision.status;
+        if before == Some(status) {
+            tracing::debug!(canary = %key, phase = %status.phase, "reconciled: nothing changed");
+            return;
+        }
+        tracing::info!(
+            canary = %key,
+            phase = %status.phase,
+            weight = status.canary_weight,
+            failed_checks = status.failed_checks,
+            message = %status.message,
+            "reconciled"
+        );
+    }
 }
 
 /// Observe, decide (answering the engine's questions), write the status, act.

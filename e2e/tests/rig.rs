@@ -214,21 +214,26 @@ async fn install_crds(client: &Client) {
         if path.extension().is_some_and(|e| e == "yaml") {
             let crd: CustomResourceDefinition =
                 serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let name = crd.metadata.name.clone().unwrap();
-            apply(&api, &crd).await;
-            eventually(&format!("CRD {name} established"), Duration::from_secs(30), || async {
-                let crd = api.get(&name).await.map_err(|e| e.to_string())?;
-                let established = crd
-                    .status
-                    .and_then(|s| s.conditions)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True");
-                if established { Ok(()) } else { Err("not established".into()) }
-            })
-            .await;
+            install_crd(&api, &crd).await;
         }
     }
+}
+
+/// Applies a CRD and waits until the apiserver serves it.
+async fn install_crd(api: &Api<CustomResourceDefinition>, crd: &CustomResourceDefinition) {
+    let name = crd.metadata.name.clone().unwrap();
+    apply(api, crd).await;
+    eventually(&format!("CRD {name} established"), Duration::from_secs(30), || async {
+        let crd = api.get(&name).await.map_err(|e| e.to_string())?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established { Ok(()) } else { Err("not established".into()) }
+    })
+    .await;
 }
 
 fn canary_resource() -> kube::api::ApiResource {

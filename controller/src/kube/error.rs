@@ -12,6 +12,12 @@ pub enum KubeError {
     LostLease { lease: String },
 }
 
+impl crate::reconcile::Labelled for KubeError {
+    fn label(&self) -> &'static str {
+        KubeError::label(self)
+    }
+}
+
 impl KubeError {
     /// A short label for logs and metrics.
     pub fn label(&self) -> &'static str {

@@ -210,20 +210,10 @@ async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<
         }
         Err(problem) => return Err(problem),
     };
-    for (action, problem) in &reconciled.failed {
-        tracing::warn!(canary = %reference.key(), ?action, %problem, label = problem.label(), "action failed; it is decided again next tick");
-    }
     let status = &reconciled.decision.status;
     let before = canary.status.as_ref().map(|s| s.phase);
     context.telemetry.observe(&namespace, &name, &canary.spec, before, status, started.elapsed().as_secs_f64());
-    tracing::info!(
-        canary = %reference.key(),
-        phase = %status.phase,
-        weight = status.canary_weight,
-        failed_checks = status.failed_checks,
-        message = %status.message,
-        "reconciled"
-    );
+    reconciled.log(&reference.key(), canary.status.as_ref());
     Ok(Requeue::requeue(reconciled.decision.requeue_after))
 }
 

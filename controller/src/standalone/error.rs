@@ -17,6 +17,12 @@ pub enum StandaloneError {
     Meshproxy(#[from] MeshproxyError),
 }
 
+impl crate::reconcile::Labelled for StandaloneError {
+    fn label(&self) -> &'static str {
+        StandaloneError::label(self)
+    }
+}
+
 impl StandaloneError {
     /// A short label for logs and metrics.
     pub fn label(&self) -> &'static str {

@@ -48,22 +48,7 @@ impl Standalone {
                 if let Some(id) = &status.last_handled_request {
                     self.requests.handled(&canary.key(), id);
                 }
-                for (action, problem) in &reconciled.failed {
-                    tracing::warn!(canary = %canary.key(), ?action, %problem, label = problem.label(), "action failed; it is decided again next tick");
-                }
-                // An idle Canary's tick changes nothing: worth a line only when asked for.
-                if before.as_ref() != Some(status) {
-                    tracing::info!(
-                        canary = %canary.key(),
-                        phase = %status.phase,
-                        weight = status.canary_weight,
-                        failed_checks = status.failed_checks,
-                        message = %status.message,
-                        "tick"
-                    );
-                } else {
-                    tracing::debug!(canary = %canary.key(), phase = %status.phase, "tick: nothing changed");
-                }
+                reconciled.log(&canary.key(), before.as_ref());
                 Timestamp::now() + signed(reconciled.decision.requeue_after)
             }
             Err(problem) => {

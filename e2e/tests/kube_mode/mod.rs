@@ -19,17 +19,11 @@ use serin_crds::CanaryPhase;
 use serin_crds::canary::Canary;
 
 use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
-use super::{app_deployment, install_crds};
+use super::{app_deployment, install_crd, install_crds};
 
 #[tokio::test]
 async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-mode").await;
-    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
-    target.metadata.namespace = Some(ns.name.clone());
-    apply(&ns.api::<Deployment>(), &target).await;
+    let ns = namespace_with_target("kube-mode").await;
     apply(
         &ns.api::<Canary>(),
         &canary(&ns, json!({"interval": "1s", "threshold": 2, "stepWeight": 50, "maxWeight": 50})),
@@ -136,13 +130,7 @@ async fn a_canary_whose_target_is_missing_is_stalled_until_the_target_appears() 
 
 #[tokio::test]
 async fn the_request_annotation_pauses_a_run_and_promotes_it() {
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-requests").await;
-    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
-    target.metadata.namespace = Some(ns.name.clone());
-    apply(&ns.api::<Deployment>(), &target).await;
+    let ns = namespace_with_target("kube-requests").await;
     apply(&ns.api::<Canary>(), &canary(&ns, json!({"interval": "2s", "stepWeight": 10, "maxWeight": 90}))).await;
     let controller = start_controller(&ns);
     wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
@@ -233,13 +221,7 @@ async fn run_with_broken_metric(prefix: &str, template: serde_json::Value) -> St
 
 #[tokio::test]
 async fn deleting_a_canary_with_revert_on_deletion_gives_the_target_back() {
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-revert").await;
-    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
-    target.metadata.namespace = Some(ns.name.clone());
-    apply(&ns.api::<Deployment>(), &target).await;
+    let ns = namespace_with_target("kube-revert").await;
     let mut object = canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}));
     object.spec.revert_on_deletion = Some(true);
     apply(&ns.api::<Canary>(), &object).await;
@@ -323,13 +305,7 @@ async fn a_change_to_a_configmap_the_target_uses_is_rolled_out_and_the_primary_u
 
 #[tokio::test]
 async fn an_image_that_never_runs_fails_on_the_progress_deadline_with_the_primary_untouched() {
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-deadline").await;
-    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
-    target.metadata.namespace = Some(ns.name.clone());
-    apply(&ns.api::<Deployment>(), &target).await;
+    let ns = namespace_with_target("kube-deadline").await;
     let mut object = canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}));
     object.spec.progress_deadline_seconds = Some(10);
     apply(&ns.api::<Canary>(), &object).await;
@@ -354,13 +330,7 @@ async fn an_image_that_never_runs_fails_on_the_progress_deadline_with_the_primar
 
 #[tokio::test]
 async fn a_confirm_promotion_gate_in_the_cluster_holds_until_opened_through_the_annotation() {
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-gates").await;
-    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
-    target.metadata.namespace = Some(ns.name.clone());
-    apply(&ns.api::<Deployment>(), &target).await;
+    let ns = namespace_with_target("kube-gates").await;
     let (controller, context) = start_controller_with_context(&ns);
     // The controller's API, answering gate checks from the Canaries' status.
     let gates = context.clone();
@@ -421,13 +391,7 @@ async fn the_start_check_names_each_missing_kind_and_how_to_install_it() {
 #[tokio::test]
 async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies() {
     use serin_controller::kube::leader::{LeaseConfig, lead};
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-leader").await;
-    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
-    target.metadata.namespace = Some(ns.name.clone());
-    apply(&ns.api::<Deployment>(), &target).await;
+    let ns = namespace_with_target("kube-leader").await;
     let replica = |identity: &str| {
         let config = LeaseConfig {
             namespace: ns.name.clone(),
@@ -528,13 +492,7 @@ async fn a_users_own_apex_service_is_steered_not_owned_and_given_back() {
 #[tokio::test]
 async fn an_autoscaled_target_gets_a_primary_autoscaler() {
     use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-hpa").await;
-    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
-    target.metadata.namespace = Some(ns.name.clone());
-    apply(&ns.api::<Deployment>(), &target).await;
+    let ns = namespace_with_target("kube-hpa").await;
     let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "podinfo", "namespace": ns.name},
@@ -575,6 +533,19 @@ async fn http_post(port: u16, path: &str) -> u16 {
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
     String::from_utf8_lossy(&response).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// A namespace of the test's own on a rig with the CRDs installed, holding the Deployment
+/// `podinfo` at `serin-testapp:v1`.
+async fn namespace_with_target(prefix: &str) -> TestNamespace {
+    let client = rig_client().await;
+    install_crds(&client).await;
+    install_httproute_crd(&client).await;
+    let ns = TestNamespace::create(&client, prefix).await;
+    let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
+    target.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Deployment>(), &target).await;
+    ns
 }
 
 /// The controller, watching this test's namespace only.
@@ -630,26 +601,13 @@ async fn request(ns: &TestNamespace, value: &str) {
 }
 
 async fn install_httproute_crd(client: &Client) {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
     let mut crd = HttpRoute::crd();
     // The upstream CRDs carry this; the apiserver refuses a *.k8s.io group without it.
     crd.metadata
         .annotations
         .get_or_insert_with(Default::default)
         .insert("api-approved.kubernetes.io".into(), "https://github.com/kubernetes-sigs/gateway-api/pull/891".into());
-    let name = crd.metadata.name.clone().unwrap();
-    apply(&api, &crd).await;
-    eventually(&format!("CRD {name} established"), Duration::from_secs(30), || async {
-        let crd = api.get(&name).await.map_err(|e| e.to_string())?;
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established { Ok(()) } else { Err("not established".into()) }
-    })
-    .await;
+    install_crd(&Api::<CustomResourceDefinition>::all(client.clone()), &crd).await;
 }
 
 async fn wait_for_phase(ns: &TestNamespace, phase: CanaryPhase, limit: Duration) -> Canary {
