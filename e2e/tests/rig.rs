@@ -194,13 +194,21 @@ async fn a_program_that_fails_to_start_never_becomes_ready() {
         Some(vec!["--no-such-flag".to_string()]);
     apply(&ns.api::<Deployment>(), &deployment).await;
     waiting_reason(&ns, "crash", |r| r == "CrashLoopBackOff").await;
-    let pods = ns.api::<Pod>().list(&ListParams::default().labels("app=crash")).await.unwrap().items;
-    for pod in &pods {
-        let status = &pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
-        assert!(status.restart_count >= 1, "{status:?}");
-        let last = status.last_state.as_ref().and_then(|s| s.terminated.as_ref()).expect("a last termination");
-        assert_ne!(last.exit_code, 0);
-    }
+    // Each replica fails on its own schedule: wait until every one has failed and been restarted.
+    eventually("every crash pod restarted after a failed exit", Duration::from_secs(60), || async {
+        let pods = ns.api::<Pod>().list(&ListParams::default().labels("app=crash")).await.map_err(|e| e.to_string())?;
+        for pod in &pods.items {
+            let status = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first());
+            let Some(status) = status else { return Err("a pod without container status".to_string()) };
+            let failed =
+                status.last_state.as_ref().and_then(|s| s.terminated.as_ref()).is_some_and(|t| t.exit_code != 0);
+            if status.restart_count < 1 || !failed {
+                return Err(format!("{status:?}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
     assert_unready(&ns, "crash").await;
     ns.delete().await;
 }

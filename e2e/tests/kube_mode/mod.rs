@@ -397,7 +397,8 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies() {
             namespace: ns.name.clone(),
             name: "serin-controller".into(),
             identity: identity.into(),
-            duration: Duration::from_secs(3),
+            // Long enough that a busy machine's late renewal is not a takeover.
+            duration: Duration::from_secs(6),
             renew_every: Duration::from_secs(1),
         };
         let context = start_controller_context(&ns);
