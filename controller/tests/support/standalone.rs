@@ -172,7 +172,10 @@ impl Rig {
             if let Some(record) = self.record()
                 && record.status.as_ref().is_some_and(|s| phases.contains(&s.phase))
             {
-                return record;
+                // The status is written before the actions it decides; give them a moment to land
+                // (a later tick cannot leave these phases without a new revision or request).
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                return self.record().unwrap_or(record);
             }
             if Instant::now() > deadline {
                 let record = self.record();

@@ -46,8 +46,8 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
         let selects = service.spec.unwrap().selector.unwrap_or_default();
         assert_eq!(selects.get("app").map(String::as_str), Some(wanted), "Service {name}");
     }
-    assert_eq!(weights(&ns).await, (100, 0));
-    assert_eq!(replicas(&ns, "podinfo").await, 0);
+    settles_at_weights(&ns, (100, 0)).await;
+    settles_at_replicas(&ns, "podinfo", 0).await;
 
     // A new image: the canary is scaled up, takes half the traffic, and is promoted.
     set_image(&ns, "serin-testapp:v2").await;
@@ -59,8 +59,8 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
     let done = wait_for_phase(&ns, CanaryPhase::Succeeded, Duration::from_secs(180)).await;
     let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
     assert_eq!(image_of(&primary), "serin-testapp:v2", "the primary runs the new image");
-    assert_eq!(weights(&ns).await, (100, 0));
-    assert_eq!(replicas(&ns, "podinfo").await, 0);
+    settles_at_weights(&ns, (100, 0)).await;
+    settles_at_replicas(&ns, "podinfo", 0).await;
     let status = done.status.unwrap();
     assert_eq!(status.canary_weight, 0);
     assert!(status.conditions.iter().any(|c| c.type_ == "Promoted" && c.status == "True"), "{:?}", status.conditions);
@@ -205,7 +205,7 @@ async fn run_with_broken_metric(prefix: &str, template: serde_json::Value) -> St
     assert!(failed.last_failure_reason.as_deref().unwrap_or_default().contains(&reason), "{failed:?}");
     let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
     assert_eq!(image_of(&primary), "serin-testapp:v1", "the primary keeps serving v1");
-    assert_eq!(weights(&ns).await, (100, 0));
+    settles_at_weights(&ns, (100, 0)).await;
     let events = ns.api::<k8s_openapi::api::events::v1::Event>().list(&Default::default()).await.unwrap().items;
     assert!(
         events
@@ -228,7 +228,7 @@ async fn deleting_a_canary_with_revert_on_deletion_gives_the_target_back() {
     let controller = start_controller(&ns);
     let initialized = wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
     assert!(initialized.metadata.finalizers.unwrap_or_default().contains(&"serin.dev/finalizer".to_string()));
-    assert_eq!(replicas(&ns, "podinfo").await, 0);
+    settles_at_replicas(&ns, "podinfo", 0).await;
 
     ns.api::<Canary>().delete("podinfo", &Default::default()).await.unwrap();
     eventually("the Canary gone", Duration::from_secs(120), || async {
@@ -322,8 +322,8 @@ async fn an_image_that_never_runs_fails_on_the_progress_deadline_with_the_primar
     let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
     assert_eq!(image_of(&primary), "serin-testapp:v1");
     assert_eq!(primary.status.and_then(|s| s.ready_replicas), Some(2));
-    assert_eq!(weights(&ns).await, (100, 0));
-    assert_eq!(replicas(&ns, "podinfo").await, 0, "the canary is scaled down again");
+    settles_at_weights(&ns, (100, 0)).await;
+    settles_at_replicas(&ns, "podinfo", 0).await;
     controller.abort();
     ns.delete().await;
 }
@@ -625,6 +625,23 @@ async fn wait_for_phase(ns: &TestNamespace, phase: CanaryPhase, limit: Duration)
 fn image_of(deployment: &Deployment) -> String {
     let spec = deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     spec.containers[0].image.clone().unwrap_or_default()
+}
+
+/// The status is written before the actions it decides: what they change shows a moment later.
+async fn settles_at_weights(ns: &TestNamespace, wanted: (i32, i32)) {
+    eventually(&format!("the route at {wanted:?}"), Duration::from_secs(30), || async {
+        let now = weights(ns).await;
+        if now == wanted { Ok(()) } else { Err(format!("{now:?}")) }
+    })
+    .await;
+}
+
+async fn settles_at_replicas(ns: &TestNamespace, name: &str, wanted: i32) {
+    eventually(&format!("{name} at {wanted} replicas"), Duration::from_secs(30), || async {
+        let now = replicas(ns, name).await;
+        if now == wanted { Ok(()) } else { Err(format!("{now}")) }
+    })
+    .await;
 }
 
 async fn replicas(ns: &TestNamespace, name: &str) -> i32 {
