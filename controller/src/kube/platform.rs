@@ -348,8 +348,10 @@ impl Platform for KubePlatform<'_> {
         let mut status = self.canary.status.clone();
         let mut observations = observations;
         match annotated_request(&self.canary) {
-            Some(request) if request.action.is_gate() => self.change_gate(&request, &mut status).await,
-            Some(request) => observations.operator = OperatorRequest::from_request(&request),
+            Some(Ok(request)) if request.action.is_gate() => self.change_gate(&request, &mut status).await,
+            Some(Ok(request)) => observations.operator = OperatorRequest::from_request(&request),
+            // Said where the user looks; repeats of the same refusal are aggregated into one event.
+            Some(Err(problem)) => self.warn("OperatorRequestRefused", &problem.to_string()).await,
             None => {}
         }
         Ok(Observed { status, observations, held: Held { target, primary, revision, configs } })
@@ -557,15 +559,8 @@ fn live_weights(route: &HttpRoute, primary: &str, canary: &str) -> Option<Routes
     Some(Routes { primary, canary, mirror })
 }
 
-/// The operator request in the Canary's annotation. A malformed one is logged with what is wrong
-/// with it and otherwise ignored.
-fn annotated_request(canary: &Canary) -> Option<AnnotatedRequest> {
+/// The operator request in the Canary's annotation, or what is wrong with it.
+fn annotated_request(canary: &Canary) -> Option<Result<AnnotatedRequest, serin_crds::operator_request::RequestError>> {
     let value = canary.annotations().get(serin_crds::operator_request::ANNOTATION)?;
-    match AnnotatedRequest::parse(value) {
-        Ok(request) => Some(request),
-        Err(problem) => {
-            tracing::warn!(canary = %canary.name_any(), %problem, "operator request ignored");
-            None
-        }
-    }
+    Some(AnnotatedRequest::parse(value))
 }

@@ -402,6 +402,19 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_record_is_named_with_what_to_do() {
+        let dir = temp_dir("damaged");
+        let store = StateStore::new(&dir);
+        store.save_if_changed("test/podinfo", &CanaryRecord::default(), None).unwrap();
+        let file = dir.join("canaries/test/podinfo.json");
+        std::fs::write(&file, b"{\"status\": ").unwrap();
+        let message = store.load().unwrap_err().to_string();
+        assert!(message.starts_with(&format!("{}: not a Serin state file", file.display())), "{message}");
+        assert!(message.ends_with("move it away to start from scratch"), "{message}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn the_single_file_layout_is_taken_over() {
         let dir = temp_dir("import");
         std::fs::create_dir_all(&dir).unwrap();

@@ -142,6 +142,21 @@ async fn the_request_annotation_pauses_a_run_and_promotes_it() {
     })
     .await;
 
+    // A malformed request changes nothing and says why, on the Canary.
+    request(&ns, r#"{"id":"typo","action":"puase"}"#).await;
+    eventually("the refusal as an event", Duration::from_secs(30), || async {
+        let events = ns
+            .api::<k8s_openapi::api::events::v1::Event>()
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let refused = events.items.iter().find(|e| e.reason.as_deref() == Some("OperatorRequestRefused"));
+        match refused.and_then(|e| e.note.clone()) {
+            Some(note) if note.contains("action: \"puase\" is not one of") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     request(&ns, r#"{"id":"hold","action":"pause"}"#).await;
     let paused = eventually("the pause acted on", Duration::from_secs(60), || async {
         let status = ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
