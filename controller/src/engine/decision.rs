@@ -68,3 +68,13 @@ pub enum EventKind {
     Normal,
     Warning,
 }
+
+impl EventKind {
+    /// As Kubernetes writes an event's type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Normal => "Normal",
+            EventKind::Warning => "Warning",
+        }
+    }
+}

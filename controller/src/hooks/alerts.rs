@@ -201,6 +201,20 @@ impl AlertSender {
         problems
     }
 
+    /// [`AlertSender::send_all`] with providers from `directory`, logging each alert not sent.
+    pub async fn send_all_and_log(
+        &self,
+        alerts: &[CanaryAlert],
+        message: &AlertMessage<'_>,
+        directory: AlertDirectory<'_>,
+    ) {
+        let resolve = |alert: &CanaryAlert| directory.resolve(alert, message.namespace);
+        for problem in self.send_all(alerts, message, resolve).await {
+            let canary = format!("{}/{}", message.namespace, message.name);
+            tracing::warn!(%canary, %problem, label = problem.label(), "alert not sent");
+        }
+    }
+
     /// Sends one alert, through the provider's proxy when it has one.
     pub async fn send(&self, provider: &ResolvedProvider, message: &AlertMessage<'_>) -> Result<(), AlertError> {
         let body = payload(&provider.spec, message);

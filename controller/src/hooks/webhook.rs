@@ -64,6 +64,26 @@ impl WebhookCaller {
     /// Posts an event to every `event` webhook, as Flagger's event webhook does: the hook's metadata
     /// plus `eventMessage`, `eventType` and `timestamp` (milliseconds). Failures are returned for
     /// logging only; events never hold a rollout.
+    /// Runs webhooks whose outcome changes nothing (post-rollout): a failure is logged, not returned.
+    pub async fn run_and_log(&self, kind: HookType, hooks: &[CanaryWebhook], target: &HookTarget<'_>) {
+        if let HookOutcome::Failed { hook, message } = self.run(kind, hooks, target).await {
+            tracing::warn!(canary = %format!("{}/{}", target.namespace, target.name), %hook, %message, "{kind} webhook failed");
+        }
+    }
+
+    /// Posts an event to the `event` webhooks, logging any that fail (fire and forget).
+    pub async fn post_event_and_log(
+        &self,
+        hooks: &[CanaryWebhook],
+        target: &HookTarget<'_>,
+        event_type: &str,
+        message: &str,
+    ) {
+        for problem in self.post_event(hooks, target, event_type, message).await {
+            tracing::warn!(canary = %format!("{}/{}", target.namespace, target.name), %problem, "event webhook failed");
+        }
+    }
+
     pub async fn post_event(
         &self,
         hooks: &[CanaryWebhook],

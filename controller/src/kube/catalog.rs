@@ -55,11 +55,12 @@ pub async fn alert_directory(
 async fn fetch<K>(api: &Api<K>, namespace: &str, name: &str) -> Option<K>
 where
     K: ::kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
 {
     match api.get_opt(name).await {
         Ok(found) => found,
         Err(problem) => {
-            let kind = std::any::type_name::<K>().rsplit("::").next().unwrap_or("object");
+            let kind = K::kind(&Default::default()).into_owned();
             tracing::warn!(%problem, "cannot read {kind} {namespace}/{name}");
             None
         }

@@ -45,6 +45,8 @@ pub struct Held {
     revision: Revision,
     /// The ConfigMaps and Secrets the target uses, as read.
     configs: Vec<TrackedConfig>,
+    /// The generated HTTPRoute exists (read with the live weights).
+    route_exists: bool,
 }
 
 enum TrackedConfig {
@@ -52,15 +54,30 @@ enum TrackedConfig {
     Secret(Secret),
 }
 
+impl TrackedConfig {
+    fn reference(&self) -> ConfigRef {
+        match self {
+            TrackedConfig::ConfigMap(c) => ConfigRef::ConfigMap(c.name_any()),
+            TrackedConfig::Secret(s) => ConfigRef::Secret(s.name_any()),
+        }
+    }
+
+    fn checksum(&self) -> String {
+        match self {
+            TrackedConfig::ConfigMap(c) => config_map_checksum(c),
+            TrackedConfig::Secret(s) => secret_checksum(s),
+        }
+    }
+}
+
 impl Held {
     fn tracked(&self) -> BTreeSet<ConfigRef> {
-        self.configs
-            .iter()
-            .map(|c| match c {
-                TrackedConfig::ConfigMap(c) => ConfigRef::ConfigMap(c.name_any()),
-                TrackedConfig::Secret(s) => ConfigRef::Secret(s.name_any()),
-            })
-            .collect()
+        self.configs.iter().map(TrackedConfig::reference).collect()
+    }
+
+    /// The primary's replicas, which the canary takes when scaled up.
+    fn primary_replicas(&self) -> i32 {
+        self.primary.as_ref().map_or(1, replicas).max(1)
     }
 }
 
@@ -72,6 +89,7 @@ impl KubePlatform<'_> {
     async fn apply<K>(&self, api: &Api<K>, object: &K) -> Result<(), KubeError>
     where
         K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+        K::DynamicType: Default,
     {
         let name = object.meta().name.clone().unwrap_or_default();
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -162,6 +180,24 @@ impl KubePlatform<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The primary from the target at `revision`: its configs copied, the Deployment applied, and
+    /// with `autoscalerRef` its autoscaler.
+    async fn apply_primary(
+        &self,
+        canary: CanaryRef<'_>,
+        held: &Held,
+        revision: &str,
+        replicas: i32,
+    ) -> Result<Deployment, KubeError> {
+        self.copy_configs(canary.namespace, held).await?;
+        let name = canary.spec.primary_workload_name();
+        let mut primary = primary_from(&held.target, &name, revision, replicas, &held.tracked());
+        primary.metadata.owner_references = Some(vec![self.owner()]);
+        self.apply(&self.deployments(canary.namespace), &primary).await?;
+        self.apply_primary_autoscaler(canary).await?;
+        Ok(primary)
     }
 
     /// With `autoscalerRef`: `<hpa>-primary`, the target's HorizontalPodAutoscaler pointed at the
@@ -319,22 +355,20 @@ impl Platform for KubePlatform<'_> {
             .get_opt(&primary_name)
             .await
             .map_err(KubeError::api("reading", format!("Deployment {}/{primary_name}", canary.namespace)))?;
-        let routes = Api::<HttpRoute>::namespaced(self.context.client.clone(), canary.namespace)
+        let route = Api::<HttpRoute>::namespaced(self.context.client.clone(), canary.namespace)
             .get_opt(canary.spec.apex_name())
             .await
-            .map_err(KubeError::api("reading", format!("HTTPRoute {}/{}", canary.namespace, canary.spec.apex_name())))?
-            .and_then(|route| {
-                live_weights(&route, &canary.spec.primary_service_name(), &canary.spec.canary_service_name())
-            });
+            .map_err(KubeError::api(
+                "reading",
+                format!("HTTPRoute {}/{}", canary.namespace, canary.spec.apex_name()),
+            ))?;
+        let route_exists = route.is_some();
+        let routes = route.and_then(|route| {
+            live_weights(&route, &canary.spec.primary_service_name(), &canary.spec.canary_service_name())
+        });
         let now = Timestamp::now();
         let configs = self.read_configs(canary.namespace, &target).await?;
-        let checksums = configs
-            .iter()
-            .map(|c| match c {
-                TrackedConfig::ConfigMap(c) => (ConfigRef::ConfigMap(c.name_any()).key(), config_map_checksum(c)),
-                TrackedConfig::Secret(s) => (ConfigRef::Secret(s.name_any()).key(), secret_checksum(s)),
-            })
-            .collect();
+        let checksums = configs.iter().map(|c| (c.reference().key(), c.checksum())).collect();
         let revision = Revision::of(&template_value(&target), checksums);
         let observations = Observations {
             revision: revision.clone(),
@@ -354,7 +388,7 @@ impl Platform for KubePlatform<'_> {
             Some(Err(problem)) => self.warn("OperatorRequestRefused", &problem.to_string()).await,
             None => {}
         }
-        Ok(Observed { status, observations, held: Held { target, primary, revision, configs } })
+        Ok(Observed { status, observations, held: Held { target, primary, revision, configs, route_exists } })
     }
 
     async fn run_hooks(&mut self, canary: CanaryRef<'_>, kind: HookType, observed: &Observed<Held>) -> HookOutcome {
@@ -391,19 +425,12 @@ impl Platform for KubePlatform<'_> {
         match action {
             Action::InitializePrimary => {
                 if held.primary.is_none() {
-                    self.copy_configs(namespace, held).await?;
-                    let mut primary = primary_from(
-                        &held.target,
-                        &canary.spec.primary_workload_name(),
-                        &held.revision.id,
-                        replicas(&held.target).max(1),
-                        &held.tracked(),
-                    );
-                    primary.metadata.owner_references = Some(vec![self.owner()]);
-                    self.apply(&self.deployments(namespace), &primary).await?;
+                    let revision = held.revision.id.clone();
+                    let primary = self.apply_primary(canary, held, &revision, replicas(&held.target).max(1)).await?;
                     held.primary = Some(primary);
+                } else {
+                    self.apply_primary_autoscaler(canary).await?;
                 }
-                self.apply_primary_autoscaler(canary).await?;
                 let primary = held.primary.as_ref().expect("just ensured");
                 let services: Api<Service> = Api::namespaced(self.context.client.clone(), namespace);
                 let port = canary.spec.service.port;
@@ -426,21 +453,18 @@ impl Platform for KubePlatform<'_> {
                     object.metadata.owner_references = Some(vec![self.owner()]);
                     self.apply(&services, &object).await?;
                 }
-                let routes = Api::<HttpRoute>::namespaced(self.context.client.clone(), namespace)
-                    .get_opt(canary.spec.apex_name())
-                    .await
-                    .map_err(KubeError::api("reading", format!("HTTPRoute {namespace}/{}", canary.spec.apex_name())))?;
-                if routes.is_none() {
+                if !held.route_exists {
                     self.apply_route(canary, Routes::with_canary(0, false), decision).await?;
+                    held.route_exists = true;
                 }
             }
             Action::SetRoutes(routes) => self.apply_route(canary, *routes, decision).await?,
             Action::ScaleCanaryUp => {
-                let wanted = held.primary.as_ref().map_or(1, replicas).max(1);
+                let wanted = held.primary_replicas();
                 self.scale_target(namespace, target_name, wanted).await?;
             }
             Action::RestoreTarget => {
-                let wanted = held.primary.as_ref().map_or(1, replicas).max(1);
+                let wanted = held.primary_replicas();
                 self.scale_target(namespace, target_name, wanted).await?;
                 // Clients move to the target only once it serves: the apex Service selects its pods
                 // and is no longer the Canary's, so it stays when the generated objects go.
@@ -464,22 +488,12 @@ impl Platform for KubePlatform<'_> {
             }
             Action::ScaleCanaryToZero => self.scale_target(namespace, target_name, 0).await?,
             Action::Promote { revision } => {
-                let replicas = held.primary.as_ref().map_or(1, replicas).max(1);
-                self.copy_configs(namespace, held).await?;
-                let name = canary.spec.primary_workload_name();
-                let mut primary = primary_from(&held.target, &name, revision, replicas, &held.tracked());
-                primary.metadata.owner_references = Some(vec![self.owner()]);
-                self.apply(&self.deployments(namespace), &primary).await?;
-                self.apply_primary_autoscaler(canary).await?;
+                self.apply_primary(canary, held, revision, held.primary_replicas()).await?;
             }
             Action::RemoveFinalizer => self.remove_finalizer(canary).await?,
             Action::RunHooks { kind, phase } => {
                 let target = HookTarget { name: canary.name, namespace, phase: *phase, checksum: &held.revision.id };
-                if let HookOutcome::Failed { hook, message } =
-                    self.context.webhooks.run(*kind, &canary.spec.analysis.webhooks, &target).await
-                {
-                    tracing::warn!(canary = %canary.key(), %hook, %message, "{kind} webhook failed");
-                }
+                self.context.webhooks.run_and_log(*kind, &canary.spec.analysis.webhooks, &target).await;
             }
             Action::Event { kind, reason, message } => {
                 let type_ = match kind {
@@ -487,30 +501,16 @@ impl Platform for KubePlatform<'_> {
                     EventKind::Warning => EventType::Warning,
                 };
                 self.record(type_, reason, message).await;
-                let target = HookTarget {
-                    name: canary.name,
-                    namespace,
-                    phase: decision.status.phase,
-                    checksum: &held.revision.id,
-                };
-                let kind = match kind {
-                    EventKind::Normal => "Normal",
-                    EventKind::Warning => "Warning",
-                };
-                for problem in
-                    self.context.webhooks.post_event(&canary.spec.analysis.webhooks, &target, kind, message).await
-                {
-                    tracing::warn!(canary = %canary.key(), %problem, "event webhook failed");
-                }
+                let phase = decision.status.phase;
+                let target = HookTarget { name: canary.name, namespace, phase, checksum: &held.revision.id };
+                let hooks = &canary.spec.analysis.webhooks;
+                self.context.webhooks.post_event_and_log(hooks, &target, kind.as_str(), message).await;
             }
             Action::Alert { severity, message } => {
                 let alert = AlertMessage::about(canary.name, namespace, &decision.status, *severity, message);
                 let (providers, catalog) = alert_directory(&self.context.client, canary).await;
                 let directory = AlertDirectory { providers: &providers, catalog: &catalog };
-                let resolve = |alert: &serin_crds::canary::CanaryAlert| directory.resolve(alert, namespace);
-                for problem in self.context.alerts.send_all(&canary.spec.analysis.alerts, &alert, resolve).await {
-                    tracing::warn!(canary = %canary.key(), %problem, label = problem.label(), "alert not sent");
-                }
+                self.context.alerts.send_all_and_log(&canary.spec.analysis.alerts, &alert, directory).await;
             }
         }
         Ok(())

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use serin_crds::operator_request::OperatorRequest;
 
 use super::error::StateError;
-use super::state::{decode, encode};
+use super::state::{keyed_files, keyed_path};
 use crate::state_file;
 
 pub struct RequestStore {
@@ -24,23 +24,11 @@ impl RequestStore {
     /// Reads the requests kept in `dir`; a file that is not a request is named in the error.
     pub fn open(dir: &Path) -> Result<RequestStore, StateError> {
         let mut pending = HashMap::new();
-        if let Ok(namespaces) = std::fs::read_dir(dir) {
-            for namespace in namespaces.flatten() {
-                let Ok(files) = std::fs::read_dir(namespace.path()) else { continue };
-                for file in files.flatten() {
-                    let path = file.path();
-                    if path.extension().is_none_or(|e| e != "json") {
-                        continue;
-                    }
-                    let bytes =
-                        std::fs::read(&path).map_err(|source| StateError::Read { path: path.clone(), source })?;
-                    let request: OperatorRequest = serde_json::from_slice(&bytes)
-                        .map_err(|source| StateError::Corrupt { path: path.clone(), source })?;
-                    let name = decode(&path.file_stem().unwrap_or_default().to_string_lossy());
-                    let namespace = decode(&namespace.file_name().to_string_lossy());
-                    pending.insert(format!("{namespace}/{name}"), request);
-                }
-            }
+        for (key, path) in keyed_files(dir, "json")? {
+            let bytes = std::fs::read(&path).map_err(|source| StateError::Read { path: path.clone(), source })?;
+            let request: OperatorRequest =
+                serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path: path.clone(), source })?;
+            pending.insert(key, request);
         }
         Ok(RequestStore { dir: dir.to_path_buf(), pending: Mutex::new(pending), known: Mutex::new(HashSet::new()) })
     }
@@ -78,7 +66,6 @@ impl RequestStore {
     }
 
     fn path(&self, key: &str) -> PathBuf {
-        let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
-        self.dir.join(encode(namespace)).join(format!("{}.json", encode(name)))
+        keyed_path(&self.dir, key, "json")
     }
 }

@@ -52,9 +52,6 @@ pub struct CanaryRecord {
     /// The engine scaled the canary down: its endpoints get no traffic and count as not running.
     #[serde(default)]
     pub canary_scaled_to_zero: bool,
-    /// When the next tick is due; kept in memory only (after a restart every Canary is due).
-    #[serde(skip)]
-    pub next_tick_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventRecord>,
     /// Read from the history file; not part of the record file.
@@ -166,18 +163,10 @@ impl StateStore {
     pub fn load(&self) -> Result<StandaloneState, StateError> {
         self.import_single_file()?;
         let mut state = StandaloneState::default();
-        let canaries = self.dir.join("canaries");
-        for namespace in read_dir_sorted(&canaries)? {
-            for file in read_dir_sorted(&namespace)? {
-                let Some(name) = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else {
-                    continue;
-                };
-                let namespace_name = namespace.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                let key = format!("{}/{}", decode(namespace_name), decode(name));
-                let mut record = read_record(&file)?;
-                record.history = self.read_history(&key);
-                state.canaries.insert(key, record);
-            }
+        for (key, file) in keyed_files(&self.dir.join("canaries"), "json")? {
+            let mut record = read_record(&file)?;
+            record.history = self.read_history(&key);
+            state.canaries.insert(key, record);
         }
         Ok(state)
     }
@@ -258,13 +247,11 @@ impl StateStore {
     }
 
     fn record_path(&self, key: &str) -> PathBuf {
-        let (namespace, name) = split_key(key);
-        self.dir.join("canaries").join(encode(namespace)).join(format!("{}.json", encode(name)))
+        keyed_path(&self.dir.join("canaries"), key, "json")
     }
 
     fn history_path(&self, key: &str) -> PathBuf {
-        let (namespace, name) = split_key(key);
-        self.dir.join("history").join(encode(namespace)).join(format!("{}.jsonl", encode(name)))
+        keyed_path(&self.dir.join("history"), key, "jsonl")
     }
 
     fn import_single_file(&self) -> Result<(), StateError> {
@@ -303,6 +290,28 @@ fn read_record(path: &Path) -> Result<CanaryRecord, StateError> {
     serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path: path.to_path_buf(), source })
 }
 
+/// `dir/<namespace>/<name>.<extension>` for the key `namespace/name`, both names encoded.
+pub(super) fn keyed_path(dir: &Path, key: &str, extension: &str) -> PathBuf {
+    let (namespace, name) = split_key(key);
+    dir.join(encode(namespace)).join(format!("{}.{extension}", encode(name)))
+}
+
+/// Every `<namespace>/<name>.<extension>` file under `dir`, as (`namespace/name`, path).
+pub(super) fn keyed_files(dir: &Path, extension: &str) -> Result<Vec<(String, PathBuf)>, StateError> {
+    let mut files = Vec::new();
+    for namespace in read_dir_sorted(dir)? {
+        for file in read_dir_sorted(&namespace)? {
+            let suffix = format!(".{extension}");
+            let Some(name) = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(&suffix)) else {
+                continue;
+            };
+            let namespace_name = namespace.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            files.push((format!("{}/{}", decode(namespace_name), decode(name)), file.clone()));
+        }
+    }
+    Ok(files)
+}
+
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, StateError> {
     match std::fs::read_dir(dir) {
         Ok(entries) => {
@@ -323,7 +332,7 @@ fn split_key(key: &str) -> (&str, &str) {
 
 /// A name as a file name: anything but lowercase letters, digits, `-` and inner `.` is written
 /// `%XX`, so no name can reach outside its folder or hide as a dot file.
-pub(super) fn encode(name: &str) -> String {
+fn encode(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for (i, byte) in name.bytes().enumerate() {
         let plain = byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || (byte == b'.' && i > 0);
@@ -336,7 +345,7 @@ pub(super) fn encode(name: &str) -> String {
     out
 }
 
-pub(super) fn decode(name: &str) -> String {
+fn decode(name: &str) -> String {
     let bytes = name.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -380,7 +389,7 @@ mod tests {
         let mut record = CanaryRecord { primary_revision: Some("abc".into()), ..Default::default() };
         assert!(store.save_if_changed("test/podinfo", &record, None).unwrap());
         let mut same = record.clone();
-        same.next_tick_at = Some(Timestamp::now());
+        same.history = vec![];
         assert!(!store.save_if_changed("test/podinfo", &same, Some(&record)).unwrap());
         let point = |weight| HistoryPoint {
             at: Timestamp::now(),

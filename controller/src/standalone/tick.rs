@@ -19,7 +19,7 @@ use super::manifests::LoadedCanary;
 use super::state::{CanaryRecord, EventRecord, HISTORY_KEPT, HistoryPoint};
 use crate::analysis::Subject;
 use crate::engine::{
-    Action, EventKind, HookOutcome, MetricObservation, Observations, OperatorRequest, Readiness, RolloutDecision,
+    Action, HookOutcome, MetricObservation, Observations, OperatorRequest, Readiness, RolloutDecision,
     revision::Revision,
 };
 use crate::hooks::alerts::{AlertDirectory, AlertMessage};
@@ -143,7 +143,6 @@ impl Platform for Standalone {
     ) -> Result<(), StandaloneError> {
         let record = &mut held.record;
         record.status = Some(decision.status.clone());
-        record.next_tick_at = Some(Timestamp::now() + signed(decision.requeue_after));
         let point = HistoryPoint {
             at: Timestamp::now(),
             phase: decision.status.phase.to_string(),
@@ -188,17 +187,10 @@ impl Platform for Standalone {
                     phase: *phase,
                     checksum: &revision.id,
                 };
-                if let HookOutcome::Failed { hook, message } =
-                    self.webhooks.run(*kind, &canary.spec.analysis.webhooks, &target).await
-                {
-                    tracing::warn!(canary = %canary.key(), %hook, %message, "{kind} webhook failed");
-                }
+                self.webhooks.run_and_log(*kind, &canary.spec.analysis.webhooks, &target).await;
             }
             Action::Event { kind, reason, message } => {
-                let kind = match kind {
-                    EventKind::Normal => "Normal",
-                    EventKind::Warning => "Warning",
-                };
+                let kind = kind.as_str();
                 tracing::info!(canary = %canary.key(), kind, %reason, %message, "event");
                 record.push_event(EventRecord {
                     at: Timestamp::now(),
@@ -209,9 +201,7 @@ impl Platform for Standalone {
                 let phase = decision.status.phase;
                 let target =
                     HookTarget { name: canary.name, namespace: canary.namespace, phase, checksum: &revision.id };
-                for problem in self.webhooks.post_event(&canary.spec.analysis.webhooks, &target, kind, message).await {
-                    tracing::warn!(canary = %canary.key(), %problem, "event webhook failed");
-                }
+                self.webhooks.post_event_and_log(&canary.spec.analysis.webhooks, &target, kind, message).await;
             }
             Action::Alert { severity, message } => self.alert(canary, &decision.status, *severity, message).await,
         }
@@ -227,10 +217,7 @@ impl Standalone {
     async fn alert(&self, canary: CanaryRef<'_>, status: &CanaryStatus, severity: AlertSeverity, message: &str) {
         let alert = AlertMessage::about(canary.name, canary.namespace, status, severity, message);
         let directory = AlertDirectory { providers: &self.manifests.alert_providers, catalog: &self.manifests.catalog };
-        let resolve = |alert: &serin_crds::canary::CanaryAlert| directory.resolve(alert, canary.namespace);
-        for problem in self.alerts.send_all(&canary.spec.analysis.alerts, &alert, resolve).await {
-            tracing::warn!(canary = %canary.key(), %problem, label = problem.label(), "alert not sent");
-        }
+        self.alerts.send_all_and_log(&canary.spec.analysis.alerts, &alert, directory).await;
     }
 
     /// A group is ready when every endpoint accepts a TCP connection; not ready since the first
