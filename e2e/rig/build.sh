@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the e2e rig's control plane from pinned Go modules, once, into a cache outside the repo:
-# kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (Kubernetes), etcd, and kwok.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy and kubectl (Kubernetes), etcd,
+# kwok, CoreDNS, and the Prometheus server the rig runs as a pod.
 #
 # Each program is built from a wrapper module under modules/ whose committed go.mod/go.sum pin it
 # (k8s.io/kubernetes cannot be `go install`ed: its go.mod replaces the staging modules with local
@@ -12,10 +13,13 @@ set -euo pipefail
 K8S_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
+COREDNS_VERSION=v1.15.0
+# Prometheus 3.16's Go module version.
+PROMETHEUS_VERSION=v0.316.0
 
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${SERIN_E2E_CACHE:-$HOME/.cache/serin-e2e}"
-bin="$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
+bin="$cache/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-coredns-$COREDNS_VERSION-prometheus-$PROMETHEUS_VERSION"
 mkdir -p "$bin"
 log="$cache/build.log"
 
@@ -24,7 +28,7 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false"
 have() { for b in "$@"; do [ -x "$bin/$b" ] || return 1; done; }
 
 # Go is needed only when something is missing; Go's own installer puts it in /usr/local/go.
-if ! have etcd kwok kube-apiserver kube-controller-manager kube-scheduler kubectl && ! command -v go >/dev/null; then
+if ! have etcd kwok coredns prometheus kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl && ! command -v go >/dev/null; then
   if [ -x /usr/local/go/bin/go ]; then
     export PATH="$PATH:/usr/local/go/bin"
   else
@@ -34,7 +38,7 @@ if ! have etcd kwok kube-apiserver kube-controller-manager kube-scheduler kubect
 fi
 
 build_kubernetes() {
-  have kube-apiserver kube-controller-manager kube-scheduler kubectl && return
+  have kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl && return
   local minor patch
   minor=$(echo "$K8S_VERSION" | cut -d. -f2)
   patch=$(echo "$K8S_VERSION" | cut -d. -f3)
@@ -48,7 +52,7 @@ build_kubernetes() {
   echo "building Kubernetes $K8S_VERSION (staging modules at v0.$minor.$patch)" >&2
   (cd "$here/modules/kubernetes" && go build -trimpath -pgo=off -ldflags "$ldflags" -o "$bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl)
 }
 
 build_etcd() {
@@ -64,10 +68,28 @@ build_kwok() {
     -o "$bin/kwok" sigs.k8s.io/kwok/cmd/kwok)
 }
 
+# CoreDNS with the plugins a cluster's Corefile uses; see modules/coredns/main.go.
+build_coredns() {
+  have coredns && return
+  echo "building CoreDNS $COREDNS_VERSION" >&2
+  (cd "$here/modules/coredns" && go build -trimpath -ldflags "-s -w" -o "$bin/coredns" .)
+}
+
+# Prometheus with only the Kubernetes service discovery, which is how it finds pods in a cluster
+# (Debian's prometheus package is built without it). Its build tags choose the discoverers.
+build_prometheus() {
+  have prometheus && return
+  echo "building Prometheus $PROMETHEUS_VERSION" >&2
+  (cd "$here/modules/prometheus" && go build -trimpath -pgo=off -tags remove_all_sd,enable_kubernetes_sd \
+    -ldflags "-s -w" -o "$bin/prometheus" github.com/prometheus/prometheus/cmd/prometheus)
+}
+
 {
   start=$(date +%s)
   build_etcd
   build_kwok
+  build_coredns
+  build_prometheus
   build_kubernetes
   echo "built in $(( $(date +%s) - start ))s into $bin" >&2
 } 2> >(tee -a "$log" >&2)

@@ -5,6 +5,7 @@
 pub mod loadgen;
 pub mod podrunner;
 pub mod testapp;
+pub mod traffic;
 
 /// Logs to stderr; `RUST_LOG` picks the level (info by default).
 pub fn init_logging() {

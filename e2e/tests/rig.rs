@@ -3,6 +3,7 @@
 //!
 //! Run inside the rig: `e2e/rig/rig up && e2e/rig/rig exec cargo test -p serin-e2e --features rig`.
 
+mod cluster_services;
 mod kube_mode;
 mod support;
 
@@ -142,12 +143,21 @@ async fn a_pod_gets_its_environment_and_service_account_as_from_a_kubelet() {
         { "name": "GREETING", "value": "$(COLOUR) from $(POD_NAME)" },
     ]);
     let mut deployment = app_deployment("env", "serin-testapp:v1", env);
-    // Ready only once the token, CA and namespace are where in-cluster clients read them.
+    // Ready only once the token, CA and namespace are where in-cluster clients read them, the
+    // ConfigMap volume holds its key (read-only) and resolv.conf searches the pod's namespace.
+    let settings = "/run/serin-e2e/settings";
     let check = format!(
-        "test -s {token_dir}/token && test -s {token_dir}/ca.crt && grep -qx {} {token_dir}/namespace",
-        ns.name
+        "test -s {token_dir}/token && test -s {token_dir}/ca.crt && grep -qx {ns} {token_dir}/namespace \
+         && grep -qx teal {settings}/colour && ! touch {settings}/colour 2>/dev/null \
+         && grep -qx 'search {ns}.svc.cluster.local svc.cluster.local cluster.local' /etc/resolv.conf",
+        ns = ns.name
     );
-    let container = &mut deployment.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0];
+    let pod_spec = deployment.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+    pod_spec.volumes =
+        Some(vec![serde_json::from_value(json!({ "name": "settings", "configMap": { "name": "settings" } })).unwrap()]);
+    let container = &mut pod_spec.containers[0];
+    container.volume_mounts =
+        Some(vec![serde_json::from_value(json!({ "name": "settings", "mountPath": settings })).unwrap()]);
     container.readiness_probe = Some(
         serde_json::from_value(json!({ "exec": { "command": ["sh", "-c", check] }, "periodSeconds": 1 })).unwrap(),
     );
@@ -166,8 +176,9 @@ async fn a_pod_gets_its_environment_and_service_account_as_from_a_kubelet() {
         assert_eq!(vars["HOSTNAME"], json!(name));
         assert_eq!(vars["POD_IP"], json!(ip.to_string()));
         assert_eq!(vars["GREETING"], json!(format!("teal from {name}")));
-        assert_eq!(vars["KUBERNETES_SERVICE_HOST"], json!("10.245.0.1"));
-        assert_eq!(vars["KUBERNETES_SERVICE_PORT"], json!("6443"));
+        // The `kubernetes` Service's ClusterIP, which kube-proxy sends to the apiserver.
+        assert_eq!(vars["KUBERNETES_SERVICE_HOST"], json!("10.96.0.1"));
+        assert_eq!(vars["KUBERNETES_SERVICE_PORT"], json!("443"));
     }
     ns.delete().await;
 }

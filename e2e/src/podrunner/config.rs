@@ -23,13 +23,22 @@ pub struct RunnerConfig {
     #[arg(long)]
     pub ca_file: PathBuf,
 
-    /// The apiserver address given to pods as KUBERNETES_SERVICE_HOST.
+    /// The apiserver address given to pods as KUBERNETES_SERVICE_HOST: the `kubernetes` Service's
+    /// ClusterIP, as a kubelet gives it.
     #[arg(long)]
     pub api_host: Ipv4Addr,
 
     /// The apiserver port given to pods as KUBERNETES_SERVICE_PORT.
     #[arg(long, default_value_t = 6443)]
     pub api_port: u16,
+
+    /// The cluster DNS server written into pods' resolv.conf (a kubelet's `clusterDNS`).
+    #[arg(long)]
+    pub dns_server: Ipv4Addr,
+
+    /// The cluster's domain (a kubelet's `clusterDomain`).
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
 
     /// The nodes' address, reported as each pod's hostIP.
     #[arg(long)]
@@ -41,6 +50,10 @@ pub struct RunnerConfig {
 }
 
 impl RunnerConfig {
+    pub fn cluster_dns(&self) -> super::dns::ClusterDns {
+        super::dns::ClusterDns { server: self.dns_server, domain: self.cluster_domain.clone() }
+    }
+
     pub fn image_programs(&self) -> BTreeMap<String, PathBuf> {
         self.images.iter().cloned().collect()
     }

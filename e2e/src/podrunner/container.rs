@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::time::sleep_until;
 
 use super::probe::{ProbeState, ProbeTarget, ProbeTiming, probe_once};
+use super::volume::BindMount;
 
 /// How a container's program is started.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct Launch {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Volumes (the service-account token among them) bound into the container's mount namespace.
+    pub mounts: Vec<BindMount>,
 }
 
 /// Why a container cannot start, in a kubelet's words (`ErrImagePull`, `CreateContainerConfigError`).
@@ -38,8 +41,6 @@ pub struct ContainerPlan {
     pub restart: RestartPolicy,
     pub netns: String,
     pub pod_ip: std::net::Ipv4Addr,
-    /// Bound at /var/run/secrets/kubernetes.io/serviceaccount inside the container.
-    pub token_dir: Option<PathBuf>,
     pub work_dir: PathBuf,
     pub log_file: PathBuf,
 }
@@ -103,10 +104,16 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const RUN_THAT_RESETS_BACKOFF: Duration = Duration::from_secs(60);
 
-/// Mounts the token directory where in-cluster clients look for it, then becomes the program.
-/// `ip netns exec` has already given the process its own mount namespace, so the mount is private.
-const MOUNT_TOKEN_AND_EXEC: &str =
-    r#"mount --bind "$1" /var/run/secrets/kubernetes.io/serviceaccount || exit 1; shift; exec "$@""#;
+/// Binds each volume (arguments in threes: source, target, `ro` or `rw`) where the container
+/// wants it, then becomes the program. `ip netns exec` has already given the process its own
+/// mount namespace, so the mounts are private; a missing mount point is made, empty.
+const MOUNT_VOLUMES_AND_EXEC: &str = r#"while [ "$1" != -- ]; do
+  mkdir -p "$2" && mount --bind "$1" "$2" || exit 1
+  if [ "$3" = ro ]; then mount -o remount,bind,ro "$2" || exit 1; fi
+  shift 3
+done
+shift
+exec "$@""#;
 
 /// Runs a container until `stop` carries a grace period, restarting it by its policy, and
 /// publishes every change of its state on `report`.
@@ -210,8 +217,12 @@ fn spawn(plan: &ContainerPlan, launch: &Launch) -> Result<Child, String> {
     let log_err = log.try_clone().map_err(|e| format!("opening {}: {e}", plan.log_file.display()))?;
     let mut command = Command::new("ip");
     command.args(["netns", "exec", &plan.netns]);
-    if let Some(token_dir) = &plan.token_dir {
-        command.args(["sh", "-c", MOUNT_TOKEN_AND_EXEC, "sh"]).arg(token_dir);
+    if !launch.mounts.is_empty() {
+        command.args(["sh", "-c", MOUNT_VOLUMES_AND_EXEC, "sh"]);
+        for mount in &launch.mounts {
+            command.arg(&mount.source).arg(&mount.target).arg(if mount.read_only { "ro" } else { "rw" });
+        }
+        command.arg("--");
     }
     command
         .arg(&launch.program)

@@ -10,6 +10,7 @@
 
 mod config;
 mod container;
+mod dns;
 mod env;
 mod image;
 mod ipam;
@@ -18,6 +19,7 @@ mod pod;
 mod probe;
 mod runner;
 mod status;
+mod volume;
 
 pub use config::RunnerConfig;
 pub use image::ImageRef;

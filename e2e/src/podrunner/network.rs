@@ -2,6 +2,8 @@ use std::net::Ipv4Addr;
 
 use tokio::process::Command;
 
+use super::dns::resolv_conf_path;
+
 /// A pod's network: its own namespace holding `eth0` with the pod IP, the other end of a veth pair
 /// in the rig's namespace (where the runner runs) with a /32 route to the pod.
 ///
@@ -25,7 +27,9 @@ impl PodNetwork {
         format!("{prefix}-{a}-{b}-{c}-{d}")
     }
 
-    pub async fn create(prefix: &str, ip: Ipv4Addr) -> Result<PodNetwork, String> {
+    /// Makes the namespace and its wiring; `resolv_conf`, when given, becomes the pod's
+    /// `/etc/resolv.conf` (see `dns.rs`).
+    pub async fn create(prefix: &str, ip: Ipv4Addr, resolv_conf: Option<&str>) -> Result<PodNetwork, String> {
         let netns = Self::name_for(prefix, ip);
         let [_, _, c, d] = ip.octets();
         // Interface names are at most 15 bytes; the pod's address makes this one unique.
@@ -33,7 +37,11 @@ impl PodNetwork {
         let network = PodNetwork { ip, netns, host_link };
         // A namespace left by a runner that died gets replaced.
         network.destroy().await;
-        if let Err(error) = network.wire().await {
+        let made = match network.wire().await {
+            Ok(()) => network.write_resolv_conf(resolv_conf),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = made {
             network.destroy().await;
             return Err(error);
         }
@@ -55,10 +63,22 @@ impl PodNetwork {
         Ok(())
     }
 
-    /// Removes the namespace and the veth pair; quiet about parts that are already gone.
+    fn write_resolv_conf(&self, resolv_conf: Option<&str>) -> Result<(), String> {
+        let Some(text) = resolv_conf else { return Ok(()) };
+        let path = resolv_conf_path(&self.netns);
+        let dir = path.parent().expect("the path has a folder");
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+
+    /// Removes the namespace, its /etc/netns files and the veth pair; quiet about parts that are
+    /// already gone.
     pub async fn destroy(&self) {
         let _ = ip(&["link", "del", &self.host_link]).await;
         let _ = ip(&["netns", "del", &self.netns]).await;
+        if let Some(dir) = resolv_conf_path(&self.netns).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

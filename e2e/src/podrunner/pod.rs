@@ -13,11 +13,13 @@ use tokio::sync::watch;
 
 use super::config::RunnerConfig;
 use super::container::{Blocked, ContainerPlan, ContainerReport, Launch, RestartPolicy, RunState, run_container};
+use super::dns::resolv_conf;
 use super::env::{EnvContext, container_env, expand};
 use super::image::ImageRef;
 use super::ipam::Ipam;
 use super::network::PodNetwork;
 use super::status::{ConditionClock, PodView, pod_status};
+use super::volume::{BindMount, PreparedVolume, prepare as prepare_volumes};
 
 /// Where in-cluster clients look for their token, CA and namespace.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -49,7 +51,8 @@ pub async fn play_pod(shared: Arc<Shared>, mut pod: watch::Receiver<Arc<Pod>>, m
     };
 
     let network = loop {
-        match PodNetwork::create(&shared.config.netns_prefix, ip).await {
+        let resolv_conf = resolv_conf(&first, &shared.config.cluster_dns());
+        match PodNetwork::create(&shared.config.netns_prefix, ip, resolv_conf.as_deref()).await {
             Ok(network) => break network,
             Err(error) => {
                 tracing::error!(pod = %id, %error, "cannot create the pod's network; retrying");
@@ -80,12 +83,17 @@ pub async fn play_pod(shared: Arc<Shared>, mut pod: watch::Receiver<Arc<Pod>>, m
         None
     };
 
+    let volumes = prepare_volumes(&shared.client, &first, &pod_dir.join("volumes")).await;
+    if let Err(error) = &volumes {
+        tracing::warn!(pod = %id, %error, "cannot prepare the pod's volumes");
+    }
     let (stop_tx, stop_rx) = watch::channel(None);
     let mut reports = Vec::new();
     let mut tasks = Vec::new();
     let containers = first.spec.as_ref().map(|s| s.containers.clone()).unwrap_or_default();
     for container in &containers {
-        let plan = plan_container(&shared, &first, container, ip, &network, &pod_dir, token_dir.as_deref()).await;
+        let mounts = Mounts { token_dir: token_dir.as_deref(), volumes: &volumes };
+        let plan = plan_container(&shared, &first, container, ip, &network, &pod_dir, mounts).await;
         let (report_tx, report_rx) = watch::channel(initial_report(container));
         tasks.push(tokio::spawn(run_container(plan, report_tx, stop_rx.clone())));
         reports.push(report_rx);
@@ -139,6 +147,7 @@ pub async fn play_pod(shared: Arc<Shared>, mut pod: watch::Receiver<Arc<Pod>>, m
     if let Some(dir) = &token_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
+    let _ = std::fs::remove_dir_all(pod_dir.join("volumes"));
     // As a kubelet does once the containers are gone: finish the graceful deletion.
     if *ending.borrow() == Ending::Running {
         let params = DeleteParams {
@@ -263,21 +272,20 @@ async fn plan_container(
     pod_ip: std::net::Ipv4Addr,
     network: &PodNetwork,
     pod_dir: &Path,
-    token_dir: Option<&Path>,
+    mounts: Mounts<'_>,
 ) -> ContainerPlan {
     let image = container.image.clone().unwrap_or_default();
     let spec = pod.spec.as_ref();
     ContainerPlan {
         name: container.name.clone(),
         image: image.clone(),
-        launch: launch_for(shared, pod, container, pod_ip).await,
+        launch: launch_for(shared, pod, container, pod_ip, mounts).await,
         ports: container.ports.clone().unwrap_or_default(),
         readiness: container.readiness_probe.clone(),
         liveness: container.liveness_probe.clone(),
         restart: RestartPolicy::parse(spec.and_then(|s| s.restart_policy.as_deref())),
         netns: network.netns.clone(),
         pod_ip,
-        token_dir: token_dir.map(Path::to_path_buf),
         work_dir: pod_dir.to_path_buf(),
         log_file: pod_dir.join(format!("{}.log", container.name)),
     }
@@ -289,6 +297,7 @@ async fn launch_for(
     pod: &Pod,
     container: &Container,
     pod_ip: std::net::Ipv4Addr,
+    mounts: Mounts<'_>,
 ) -> Result<Launch, Blocked> {
     let image_name = container.image.clone().unwrap_or_default();
     let image = ImageRef::parse(&image_name);
@@ -311,17 +320,8 @@ async fn launch_for(
             message: "init containers are not played by the rig".into(),
         });
     }
-    for mount in container.volume_mounts.iter().flatten() {
-        if !(mount.mount_path == SERVICE_ACCOUNT_DIR && is_token_volume(pod, &mount.name)) {
-            return Err(Blocked {
-                reason: "CreateContainerConfigError",
-                message: format!(
-                    "volume {:?} at {}: the rig plays only the service-account token volume",
-                    mount.name, mount.mount_path
-                ),
-            });
-        }
-    }
+    let binds =
+        mounts.binds(pod, container).map_err(|message| Blocked { reason: "CreateContainerConfigError", message })?;
 
     let context = EnvContext {
         client: &shared.client,
@@ -350,7 +350,42 @@ async fn launch_for(
         args.extend(command[1..].iter().map(|a| expand(a, &env)));
     }
     args.extend(container.args.iter().flatten().map(|a| expand(a, &env)));
-    Ok(Launch { program: program.clone(), args, env })
+    Ok(Launch { program: program.clone(), args, env, mounts: binds })
+}
+
+/// What a pod can mount: its service-account token and its prepared volumes.
+#[derive(Clone, Copy)]
+struct Mounts<'a> {
+    token_dir: Option<&'a Path>,
+    volumes: &'a Result<BTreeMap<String, PreparedVolume>, String>,
+}
+
+impl Mounts<'_> {
+    /// The bind mounts `container` asks for; an error names the mount the rig cannot give.
+    fn binds(&self, pod: &Pod, container: &Container) -> Result<Vec<BindMount>, String> {
+        let mut binds = Vec::new();
+        for mount in container.volume_mounts.iter().flatten() {
+            let target = mount.mount_path.clone();
+            if target == SERVICE_ACCOUNT_DIR && is_token_volume(pod, &mount.name) {
+                let source = self.token_dir.ok_or("the service-account token could not be issued")?;
+                binds.push(BindMount { source: source.to_path_buf(), target, read_only: true });
+                continue;
+            }
+            if mount.sub_path.as_deref().is_some_and(|p| !p.is_empty()) || mount.sub_path_expr.is_some() {
+                return Err(format!("volume {:?} at {target}: subPath is not played by the rig", mount.name));
+            }
+            let volumes = self.volumes.as_ref().map_err(Clone::clone)?;
+            let Some(volume) = volumes.get(&mount.name) else {
+                return Err(format!(
+                    "volume {:?} at {target}: the rig plays configMap, secret, emptyDir and the service-account token volumes",
+                    mount.name
+                ));
+            };
+            let read_only = volume.read_only || mount.read_only == Some(true);
+            binds.push(BindMount { source: volume.dir.clone(), target, read_only });
+        }
+        Ok(binds)
+    }
 }
 
 fn spec_has_init_containers(pod: &Pod) -> bool {

@@ -12,6 +12,8 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod cluster;
+
 /// A client for the rig, with a clear message when the test runs outside it.
 pub async fn rig_client() -> Client {
     let client = Client::try_default().await.unwrap_or_else(|e| {
@@ -91,6 +93,21 @@ pub async fn http_get(ip: Ipv4Addr, port: u16, path: &str) -> std::io::Result<(u
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await??;
     let text = String::from_utf8_lossy(&response).into_owned();
     let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Ok((code, body))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let chunked = head.lines().any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
+    Ok((code, if chunked { dechunk(body) } else { body.to_string() }))
+}
+
+/// The payload of a chunked body (sizes in hex, each chunk followed by CRLF, ending with size 0).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
 }
