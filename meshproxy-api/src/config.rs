@@ -50,6 +50,11 @@ pub struct ServiceSpec {
     /// Labels every endpoint of the service carries unless it says otherwise (e.g. `version`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The service's ports (a Kubernetes Service's `port`s). With more than one, a route's
+    /// `backendRef.port` picks which; empty (an endpoint group of the services file) means each
+    /// endpoint's own address is the only port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }
@@ -60,6 +65,10 @@ pub struct ServiceSpec {
 pub struct Endpoint {
     /// `ip:port`.
     pub address: String,
+    /// The service port this address serves (in Kubernetes, the Service port whose targetPort
+    /// it is); None: every port of the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_port: Option<u16>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }

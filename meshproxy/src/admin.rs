@@ -2,6 +2,11 @@
 //! whole, or set one route's weights). Every change is checked first; a refused one answers 400
 //! with the error and leaves the config in use untouched. Paths and bodies are the contract in
 //! `serin_meshproxy_api::admin`.
+//!
+//! When the config comes from the cluster, the admin API only reads: a change there would be
+//! undone by the next one from the cluster, and writing is for the HTTPRoutes' owners. The metrics
+//! listener, which Prometheus and probes reach from other pods, serves only `/live`, `/ready` and
+//! `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,10 +31,33 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 pub struct Admin {
     pub store: Arc<ConfigStore>,
     pub metrics: Arc<ProxyMetrics>,
+    pub writes: Writes,
+}
+
+/// Whether the config may be changed through the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    Allowed,
+    /// The config comes from the Kubernetes API.
+    FromCluster,
+}
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposure {
+    /// Everything: the admin API, on loopback.
+    Admin,
+    /// Liveness, readiness and metrics only: safe to reach from other pods.
+    Observe,
 }
 
 /// Binds the admin listener and serves it in the background; returns its address.
 pub async fn start(listen: SocketAddr, admin: Arc<Admin>) -> std::io::Result<SocketAddr> {
+    serve(listen, admin, Exposure::Admin).await
+}
+
+/// Binds a listener serving `exposure` and serves it in the background; returns its address.
+pub async fn serve(listen: SocketAddr, admin: Arc<Admin>, exposure: Exposure) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -37,7 +65,7 @@ pub async fn start(listen: SocketAddr, admin: Arc<Admin>) -> std::io::Result<Soc
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
             let admin = admin.clone();
-            let service = service_fn(move |request| admin.clone().handle(request));
+            let service = service_fn(move |request| admin.clone().handle(request, exposure));
             let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             tokio::spawn(connection);
         }
@@ -48,12 +76,34 @@ pub async fn start(listen: SocketAddr, admin: Arc<Admin>) -> std::io::Result<Soc
 type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
 
 impl Admin {
-    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        exposure: Exposure,
+    ) -> Result<Response<Body>, std::convert::Infallible> {
         let path = request.uri().path().to_string();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let response = match (request.method().clone(), segments.as_slice()) {
+        let method = request.method().clone();
+        let observing = matches!((&method, segments.as_slice()), (&Method::GET, ["live" | "ready" | "metrics"]));
+        if exposure == Exposure::Observe && !observing {
+            return Ok(text(StatusCode::NOT_FOUND, "this listener serves GET /live, /ready and /metrics only\n"));
+        }
+        if self.writes == Writes::FromCluster && method != Method::GET {
+            return Ok(json_response(
+                StatusCode::CONFLICT,
+                &AdminError {
+                    error: "the config comes from the Kubernetes API (meshproxy run --kubernetes): change the \
+                            HTTPRoutes, Services and TrafficPolicies instead"
+                        .to_string(),
+                },
+            ));
+        }
+        let response = match (method, segments.as_slice()) {
             (Method::GET, ["live"]) => text(StatusCode::OK, "live\n"),
-            (Method::GET, ["ready"]) => text(StatusCode::OK, "ready\n"),
+            (Method::GET, ["ready"]) if self.store.is_ready() => text(StatusCode::OK, "ready\n"),
+            (Method::GET, ["ready"]) => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "waiting for the first complete config from the cluster\n")
+            }
             (Method::GET, ["metrics"]) => {
                 self.metrics.config_generation.set(self.store.load().generation as i64);
                 let mut response = text(StatusCode::OK, &self.metrics.render());

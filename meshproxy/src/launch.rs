@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::access_log::AccessLog;
-use crate::admin::{self, Admin};
+use crate::admin::{self, Admin, Exposure, Writes};
 use crate::config::ProxyConfig;
 use crate::metrics::ProxyMetrics;
 use crate::proxy::{Limits, ProxyServer, Shared, Upstreams};
@@ -22,6 +22,20 @@ pub struct Launch {
     pub connect_timeout: Duration,
     pub access_log: AccessLog,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Where the config comes from: a file or the admin API, or the cluster (which starts empty
+    /// and not ready).
+    pub source: ConfigSource,
+    /// A listener for `/live`, `/ready` and `/metrics` only, reachable from other pods.
+    pub observe: Option<SocketAddr>,
+}
+
+/// Where a meshproxy's config comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The config given at launch, then the file watch and the admin API.
+    Local,
+    /// The cluster's objects: the launch config is ignored, and the admin API only reads.
+    Cluster,
 }
 
 impl Launch {
@@ -35,6 +49,8 @@ impl Launch {
             connect_timeout: Duration::from_secs(2),
             access_log: AccessLog::Off,
             tls: None,
+            source: ConfigSource::Local,
+            observe: None,
         }
     }
 }
@@ -44,6 +60,7 @@ pub struct Running {
     pub store: Arc<ConfigStore>,
     pub server: ProxyServer,
     pub admin: SocketAddr,
+    pub observe: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +73,28 @@ pub enum LaunchError {
 
 /// Checks the config, binds the admin API and the proxy listener, and serves both.
 pub async fn start(launch: Launch) -> Result<Running, LaunchError> {
-    let store = Arc::new(ConfigStore::new(launch.config)?);
+    let (store, writes) = match launch.source {
+        ConfigSource::Local => (ConfigStore::new(launch.config)?, Writes::Allowed),
+        ConfigSource::Cluster => (ConfigStore::waiting(), Writes::FromCluster),
+    };
+    let store = Arc::new(store);
     let metrics = Arc::new(ProxyMetrics::new(store.state.clone()));
-    let admin = admin::start(launch.admin, Arc::new(Admin { store: store.clone(), metrics: metrics.clone() }))
-        .await
-        .map_err(|source| LaunchError::Listen { what: "admin", address: launch.admin, source })?;
+    let api = Arc::new(Admin { store: store.clone(), metrics: metrics.clone(), writes });
+    let admin = admin::start(launch.admin, api.clone()).await.map_err(|source| LaunchError::Listen {
+        what: "admin",
+        address: launch.admin,
+        source,
+    })?;
+    let observe = match launch.observe {
+        Some(address) => {
+            Some(admin::serve(address, api, Exposure::Observe).await.map_err(|source| LaunchError::Listen {
+                what: "metrics",
+                address,
+                source,
+            })?)
+        }
+        None => None,
+    };
     let shared = Arc::new(Shared {
         store: store.clone(),
         upstreams: Upstreams::new(launch.connect_timeout, store.state.clone()),
@@ -73,5 +107,5 @@ pub async fn start(launch: Launch) -> Result<Running, LaunchError> {
         address: launch.listen,
         source,
     })?;
-    Ok(Running { store, server, admin })
+    Ok(Running { store, server, admin, observe })
 }

@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod kubernetes;
 pub mod launch;
 pub mod metrics;
 pub mod policy;

@@ -7,8 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serin_meshproxy::access_log::AccessLog;
+use serin_meshproxy::config::ProxyConfig;
 use serin_meshproxy::config::parse_config;
-use serin_meshproxy::launch::{self, Launch, Running};
+use serin_meshproxy::kubernetes::{self, Scope};
+use serin_meshproxy::launch::{self, ConfigSource, Launch, Running};
 use serin_meshproxy::proxy::{Limits, tls};
 
 #[derive(Parser)]
@@ -24,8 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve traffic with the services and routes of a config file, reloading it when it changes.
-    Run(RunArgs),
+    /// Serve traffic with the services and routes of a config file (reloaded when it changes), or
+    /// with those of the cluster it runs in (--kubernetes).
+    Run(Box<RunArgs>),
     /// Check a config file and exit: 0 if meshproxy would accept it, 1 with the error if not.
     Check { config: PathBuf },
 }
@@ -33,8 +36,20 @@ enum Command {
 #[derive(Args)]
 struct RunArgs {
     /// The config: `services`, `routes` (HTTPRoutes) and `trafficPolicies`, in YAML.
+    #[arg(long, required_unless_present = "kubernetes", conflicts_with = "kubernetes")]
+    config: Option<PathBuf>,
+    /// Take the config from the cluster instead: HTTPRoutes attached to Services, TrafficPolicies,
+    /// Services and EndpointSlices, watched through the Kubernetes API (in-cluster credentials, or
+    /// KUBECONFIG). The admin API then only reads.
     #[arg(long)]
-    config: PathBuf,
+    kubernetes: bool,
+    /// With --kubernetes: serve this namespace only, as a waypoint does (default: every namespace).
+    #[arg(long, requires = "kubernetes")]
+    namespace: Option<String>,
+    /// Also serve /live, /ready and /metrics (nothing else) here, for probes and Prometheus from
+    /// other pods, e.g. 0.0.0.0:4190.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Where clients connect (HTTP/1.1 and h2c; HTTP/1.1 and h2 by ALPN with --tls-cert).
     #[arg(long, default_value = "127.0.0.1:4140")]
     listen: SocketAddr,
@@ -72,6 +87,8 @@ struct RunArgs {
 
 fn main() -> anyhow::Result<()> {
     serin_meshproxy::init_logging();
+    // One TLS provider for every client and server in the process (the Kubernetes client's too).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Check { config } => {
             let text = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
@@ -100,15 +117,26 @@ fn main() -> anyhow::Result<()> {
             } else {
                 tokio::runtime::Builder::new_multi_thread().worker_threads(args.workers).enable_all().build()?
             };
-            runtime.block_on(run(args))
+            runtime.block_on(run(*args))
         }
     }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config_path = args.config;
-    let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let config = parse_config(&config_path.display().to_string(), &text)?;
+    let (config, file) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            (parse_config(&path.display().to_string(), &text)?, Some((path.clone(), text)))
+        }
+        None => (ProxyConfig::default(), None),
+    };
+    // Connect before serving, so that missing credentials fail the start with one clear message.
+    let cluster = match args.kubernetes {
+        true => Some(kube::Client::try_default().await.context(
+            "--kubernetes: no Kubernetes credentials (in a pod, the service-account token; elsewhere, KUBECONFIG)",
+        )?),
+        false => None,
+    };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
         _ => None,
@@ -125,21 +153,47 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         connect_timeout: Duration::from_secs(args.connect_timeout_seconds),
         access_log: args.access_log,
         tls,
+        source: if cluster.is_some() { ConfigSource::Cluster } else { ConfigSource::Local },
+        observe: args.metrics_listen,
     };
-    let Running { store, server, admin: admin_addr } = launch::start(launch).await?;
+    let Running { store, server, admin: admin_addr, observe } = launch::start(launch).await?;
     tracing::info!(
         proxy = %server.local_addr(),
         admin = %admin_addr,
-        config = %config_path.display(),
+        metrics = ?observe,
+        config = %args.config.as_ref().map_or("the cluster".to_string(), |p| p.display().to_string()),
         tls = args.tls_cert.is_some(),
         "meshproxy serving"
     );
-    tokio::spawn(serin_meshproxy::watch::watch_file(config_path, store, text));
+    let mut source_failed = match (file, cluster) {
+        (Some((path, text)), _) => {
+            tokio::spawn(serin_meshproxy::watch::watch_file(path, store, text));
+            None
+        }
+        (None, Some(client)) => {
+            let scope = args.namespace.clone().map_or(Scope::All, Scope::Namespace);
+            Some(tokio::spawn(kubernetes::run(client, scope, store)))
+        }
+        (None, None) => unreachable!("clap requires --config or --kubernetes"),
+    };
+    let source_ended = async {
+        match source_failed.as_mut() {
+            Some(task) => task.await,
+            None => std::future::pending().await,
+        }
+    };
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+        ended = source_ended => {
+            // The cluster source only ends when it cannot start (a kind not served, no access).
+            match ended {
+                Ok(Err(error)) => anyhow::bail!("meshproxy --kubernetes: {error}"),
+                other => anyhow::bail!("the cluster config source stopped: {other:?}"),
+            }
+        }
     }
     let drain_seconds = args.drain_seconds;
     tracing::info!(drain_seconds, "draining");

@@ -19,6 +19,8 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct ConfigStore {
     current: RwLock<Arc<Loaded>>,
+    /// False while a config source has not delivered its first complete config (`/ready` says so).
+    ready: std::sync::atomic::AtomicBool,
     /// Endpoint and service state every compiled config points into.
     pub state: Arc<RuntimeState>,
 }
@@ -28,7 +30,27 @@ impl ConfigStore {
         validate(&config)?;
         let state = Arc::new(RuntimeState::default());
         let table = RouteTable::compile(&config, &state)?;
-        Ok(ConfigStore { current: RwLock::new(Arc::new(Loaded { generation: 1, config, table })), state })
+        Ok(ConfigStore {
+            current: RwLock::new(Arc::new(Loaded { generation: 1, config, table })),
+            ready: std::sync::atomic::AtomicBool::new(true),
+            state,
+        })
+    }
+
+    /// A store that is not ready until `mark_ready`: for a source that starts empty and fills
+    /// the config in (the cluster's objects).
+    pub fn waiting() -> ConfigStore {
+        let store = ConfigStore::new(ProxyConfig::default()).expect("the empty config is valid");
+        store.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+        store
+    }
+
+    pub fn mark_ready(&self) {
+        self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The config a new request runs on. A request keeps this Arc to its end, so a swap never

@@ -102,3 +102,44 @@ async fn path_method_and_query_matches_follow_gateway_api_precedence() {
         assert_eq!(version.as_deref(), Some(expected), "{method} {path}");
     }
 }
+
+#[tokio::test]
+async fn a_backend_ref_port_picks_that_port_of_a_service_with_several() {
+    let (http, admin) = (backend("http-port").await, backend("admin-port").await);
+    let config = |port: &str| {
+        format!(
+            r#"
+services:
+- {{name: app, namespace: test, endpoints: [{{address: "{http}"}}]}}
+- name: app-backend
+  namespace: test
+  ports: [9898, 9999]
+  endpoints:
+  - {{address: "{http}", servicePort: 9898}}
+  - {{address: "{admin}", servicePort: 9999}}
+routes:
+- metadata: {{name: app, namespace: test}}
+  spec:
+    parentRefs: [{{group: "", kind: Service, name: app}}]
+    rules: [{{backendRefs: [{{name: app-backend{port}}}]}}]
+"#
+        )
+    };
+    let client = client();
+    for (port, wanted) in [(9898, "http-port"), (9999, "admin-port")] {
+        let proxy = proxy(&config(&format!(", port: {port}"))).await;
+        for _ in 0..10 {
+            let (status, _, body) = get(&client, proxy.addr, "app.test", "/version", &[]).await;
+            assert_eq!((status.as_u16(), version_of(&body)), (200, wanted.to_string()), "backendRef port {port}");
+        }
+    }
+
+    // A port the Service lacks, or none where it has two, is refused naming the field.
+    for (port, why) in [(", port: 8080", "has no port 8080"), ("", "name one with port")] {
+        let refused = serin_meshproxy::config::parse_config("test", &config(port))
+            .and_then(|c| serin_meshproxy::store::ConfigStore::new(c).map(|_| ()))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("spec.rules[0].backendRefs[0].port") && refused.contains(why), "{refused}");
+    }
+}

@@ -32,6 +32,8 @@ pub struct BackendEndpoint {
     pub authority: http::uri::Authority,
     /// The endpoint's `version` label, reported in metrics.
     pub version: Label,
+    /// The service port it serves; None: every port.
+    pub service_port: Option<u16>,
     pub state: Arc<EndpointState>,
 }
 

@@ -115,6 +115,7 @@ mod tests {
             address: ([127, 0, 0, 1], port).into(),
             authority: format!("127.0.0.1:{port}").parse().unwrap(),
             version: Arc::default(),
+            service_port: None,
             state: Arc::new(EndpointState::default()),
         }
     }

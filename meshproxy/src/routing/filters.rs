@@ -32,7 +32,9 @@ pub struct RuleFilters {
 }
 
 /// Finds a Service by namespace and name and gives it as a backend.
-pub type ResolveBackend<'a> = dyn Fn(&str, &str) -> Result<Arc<Backend>, String> + 'a;
+/// Finds a backend by namespace, name and `backendRef.port`; an error is (field under the
+/// backendRef, message).
+pub type ResolveBackend<'a> = dyn Fn(&str, &str, Option<i32>) -> Result<Arc<Backend>, (String, String)> + 'a;
 
 /// The request and response header modifiers are distinct generated types with the same fields.
 macro_rules! compile_modifier {
@@ -165,8 +167,8 @@ fn compile_mirror(
         return Err(("requestMirror.backendRef.kind".into(), format!("only Services can be mirrored to, not {kind}")));
     }
     let mirror_namespace = reference.namespace.as_deref().unwrap_or(namespace);
-    let backend =
-        resolve(mirror_namespace, &reference.name).map_err(|e| ("requestMirror.backendRef.name".into(), e))?;
+    let backend = resolve(mirror_namespace, &reference.name, reference.port)
+        .map_err(|(field, e)| (format!("requestMirror.backendRef.{field}"), e))?;
     let percent = match (spec.percent, &spec.fraction) {
         (Some(_), Some(_)) => {
             return Err(("requestMirror".into(), "set percent or fraction, not both".into()));

@@ -15,6 +15,33 @@ use crate::state::RuntimeState;
 
 type ServiceKey = (String, String);
 
+/// A service's endpoints with the ports they serve, before a backendRef picks a port.
+struct ServiceEndpoints {
+    ports: Vec<u16>,
+    endpoints: Vec<BackendEndpoint>,
+}
+
+impl ServiceEndpoints {
+    /// The endpoints serving `port` (a backendRef's), or the service's only port when none is
+    /// named; an error is (field, message) for a port the service lacks or a choice left open.
+    fn for_port(&self, service: &str, port: Option<i32>) -> Result<Vec<BackendEndpoint>, (String, String)> {
+        let port = match (port, self.ports.as_slice()) {
+            (_, []) => return Ok(self.endpoints.clone()),
+            (None, [only]) => *only,
+            (None, ports) => {
+                return Err(("port".into(), format!("Service {service} has ports {ports:?}; name one with port")));
+            }
+            (Some(port), ports) => match u16::try_from(port).ok().filter(|p| ports.contains(p)) {
+                Some(port) => port,
+                None => {
+                    return Err(("port".into(), format!("Service {service} has no port {port} (it has {ports:?})")));
+                }
+            },
+        };
+        Ok(self.endpoints.iter().filter(|e| e.service_port.is_none_or(|p| p == port)).cloned().collect())
+    }
+}
+
 /// A match attached to a service, with what orders it: its precedence, then its place in the
 /// config (earlier routes and rules first).
 type AttachedMatch = (Precedence, usize, RequestMatch, Arc<Rule>);
@@ -75,7 +102,7 @@ impl RouteTable {
     /// Compiles a config. Endpoint and service state comes from `state`, so what the proxy has
     /// learnt about an endpoint survives the swap.
     pub fn compile(config: &ProxyConfig, state: &RuntimeState) -> Result<RouteTable, ConfigError> {
-        let endpoints: HashMap<ServiceKey, Vec<BackendEndpoint>> = config
+        let endpoints: HashMap<ServiceKey, ServiceEndpoints> = config
             .services
             .iter()
             .map(|service| {
@@ -89,27 +116,23 @@ impl RouteTable {
                             address,
                             authority: address.to_string().parse().ok()?,
                             version: Arc::new(version.cloned().unwrap_or_default()),
+                            service_port: e.service_port,
                             state: state.endpoint(address),
                         })
                     })
                     .collect();
-                (service.key(), list)
+                (service.key(), ServiceEndpoints { ports: service.ports.clone(), endpoints: list })
             })
             .collect();
 
         let policies = compile_policies(config, &endpoints, state)?;
-        let resolve = |namespace: &str, name: &str| -> Result<Arc<Backend>, String> {
+        let resolve = |namespace: &str, name: &str, port: Option<i32>| -> Result<Arc<Backend>, (String, String)> {
             let key = (namespace.to_string(), name.to_string());
-            let list = endpoints.get(&key).ok_or_else(|| format!("no Service {namespace}/{name}"))?;
+            let service =
+                endpoints.get(&key).ok_or_else(|| ("name".to_string(), format!("no Service {namespace}/{name}")))?;
+            let list = service.for_port(&format!("{namespace}/{name}"), port)?;
             let policy = policies.get(&key).cloned();
-            Ok(Arc::new(Backend::new(
-                Arc::new(key.0),
-                Arc::new(key.1),
-                1,
-                list.clone(),
-                policy,
-                RuleFilters::default(),
-            )))
+            Ok(Arc::new(Backend::new(Arc::new(key.0), Arc::new(key.1), 1, list, policy, RuleFilters::default())))
         };
 
         // Rules of every route, grouped by the service they attach to.
@@ -158,8 +181,10 @@ impl RouteTable {
             let key = service.key();
             let mut rules = attached.remove(&key).unwrap_or_default();
             rules.sort_by_key(|(precedence, order, _, _)| (*precedence, *order));
-            let own =
-                resolve(&service.namespace, &service.name).map_err(|e| ConfigError::new("config", "services", e))?;
+            // Requests to a service without routes go to its first port's endpoints.
+            let first_port = service.ports.first().map(|p| i32::from(*p));
+            let own = resolve(&service.namespace, &service.name, first_port)
+                .map_err(|(_, e)| ConfigError::new("config", "services", e))?;
             let entry = Arc::new(ServiceEntry {
                 namespace: Arc::new(service.namespace.clone()),
                 name: Arc::new(service.name.clone()),
@@ -193,7 +218,7 @@ impl RouteTable {
 fn parent_services(
     route: &HttpRoute,
     namespace: &str,
-    services: &HashMap<ServiceKey, Vec<BackendEndpoint>>,
+    services: &HashMap<ServiceKey, ServiceEndpoints>,
 ) -> Result<Vec<ServiceKey>, (String, String)> {
     let parents = route.spec.parent_refs.clone().unwrap_or_default();
     if parents.is_empty() {
@@ -244,7 +269,8 @@ fn compile_rule(
             return Err((format!("backendRefs[{i}].weight"), format!("{weight} is outside 0..=1000000")));
         }
         let backend_namespace = backend.namespace.as_deref().unwrap_or(namespace);
-        let resolved = resolve(backend_namespace, &backend.name).map_err(|e| (format!("backendRefs[{i}].name"), e))?;
+        let resolved = resolve(backend_namespace, &backend.name, backend.port)
+            .map_err(|(field, e)| (format!("backendRefs[{i}].{field}"), e))?;
         // The backendRef's filters have the rule filters' schema under another generated type.
         let filters: Vec<HttpRouteRulesFilters> = backend
             .filters
@@ -276,7 +302,7 @@ fn compile_rule(
 /// Each TrafficPolicy compiled, by the Service it targets; at most one per Service.
 fn compile_policies(
     config: &ProxyConfig,
-    services: &HashMap<ServiceKey, Vec<BackendEndpoint>>,
+    services: &HashMap<ServiceKey, ServiceEndpoints>,
     state: &RuntimeState,
 ) -> Result<HashMap<ServiceKey, Arc<ServicePolicy>>, ConfigError> {
     let mut policies: HashMap<ServiceKey, Arc<ServicePolicy>> = HashMap::new();
