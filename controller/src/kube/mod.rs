@@ -19,6 +19,7 @@ pub mod leader;
 mod metrics;
 mod platform;
 mod services;
+mod waypoint;
 mod workloads;
 
 use std::sync::Arc;

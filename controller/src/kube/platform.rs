@@ -20,6 +20,7 @@ use super::catalog::{alert_directory, metric_catalog};
 use super::configs::{ConfigRef, config_map_checksum, primary_name, referenced, secret_checksum};
 use super::error::KubeError;
 use super::services::service;
+use super::waypoint::{self, WAYPOINT_LABEL};
 use super::workloads::{REVISION_ANNOTATION, primary_from, readiness, replicas, selector_of, template_value};
 use super::{Context, FIELD_MANAGER, FINALIZER};
 use crate::analysis::Subject;
@@ -320,6 +321,30 @@ impl KubePlatform<'_> {
         }
     }
 
+    /// The apex Service while the Canary steers it: to the namespace's waypoint, which enforces
+    /// the route's weights, or, without one, to the primary's pods (with a Warning saying so).
+    async fn apex_service(&self, canary: CanaryRef<'_>, primary: &Deployment) -> Result<Service, KubeError> {
+        let (name, namespace, port) = (canary.spec.apex_name(), canary.namespace, canary.spec.service.port);
+        match waypoint::find(&self.context.client, namespace).await? {
+            Some(waypoint) => {
+                let mut apex = service(name, namespace, waypoint.selector, port, canary.spec);
+                for service_port in apex.spec.iter_mut().flat_map(|s| s.ports.iter_mut().flatten()) {
+                    service_port.target_port = Some(waypoint.target_port.clone());
+                }
+                Ok(apex)
+            }
+            None => {
+                let message = format!(
+                    "no waypoint in namespace {namespace} (a Service labelled {WAYPOINT_LABEL}=true): Service \
+                     {name} selects the primary's pods, so the canary gets no share of its traffic; deploy \
+                     meshproxy as the namespace's waypoint to split it"
+                );
+                self.warn("NoWaypoint", &message).await;
+                Ok(service(name, namespace, selector_of(primary), port, canary.spec))
+            }
+        }
+    }
+
     fn owner(&self) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
         self.canary.controller_owner_ref(&()).expect("a stored Canary has a name and uid")
     }
@@ -434,17 +459,8 @@ impl Platform for KubePlatform<'_> {
                 let primary = held.primary.as_ref().expect("just ensured");
                 let services: Api<Service> = Api::namespaced(self.context.client.clone(), namespace);
                 let port = canary.spec.service.port;
-                let apex = services
-                    .get_opt(canary.spec.apex_name())
-                    .await
-                    .map_err(KubeError::api("reading", format!("Service {namespace}/{}", canary.spec.apex_name())))?;
-                let mut object = service(canary.spec.apex_name(), namespace, selector_of(primary), port, canary.spec);
-                match apex.as_ref().and_then(|a| take_over(a, &self.canary)) {
-                    // The user's own Service: steered, never owned, so it outlives the Canary.
-                    Some(annotations) => object.metadata.annotations = Some(annotations),
-                    None => object.metadata.owner_references = Some(vec![self.owner()]),
-                }
-                self.apply(&services, &object).await?;
+                // The backends and the route first: once the apex Service sends clients to the
+                // waypoint, the waypoint must already know where to send them.
                 for (name, selector) in [
                     (canary.spec.primary_service_name(), selector_of(primary)),
                     (canary.spec.canary_service_name(), selector_of(&held.target)),
@@ -457,6 +473,17 @@ impl Platform for KubePlatform<'_> {
                     self.apply_route(canary, Routes::with_canary(0, false), decision).await?;
                     held.route_exists = true;
                 }
+                let apex = services
+                    .get_opt(canary.spec.apex_name())
+                    .await
+                    .map_err(KubeError::api("reading", format!("Service {namespace}/{}", canary.spec.apex_name())))?;
+                let mut object = self.apex_service(canary, primary).await?;
+                match apex.as_ref().and_then(|a| take_over(a, &self.canary)) {
+                    // The user's own Service: steered, never owned, so it outlives the Canary.
+                    Some(annotations) => object.metadata.annotations = Some(annotations),
+                    None => object.metadata.owner_references = Some(vec![self.owner()]),
+                }
+                self.apply(&services, &object).await?;
             }
             Action::SetRoutes(routes) => self.apply_route(canary, *routes, decision).await?,
             Action::ScaleCanaryUp => {

@@ -19,6 +19,8 @@ use serin_crds::CanaryPhase;
 use serin_crds::canary::Canary;
 
 use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
+
+mod waypoint;
 use super::{app_deployment, install_crd, install_crds};
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::{Api, Client};
 use serde_json::json;
 use serin_e2e::traffic::Report;
@@ -75,33 +75,7 @@ pub async fn traffic_after(ip: Ipv4Addr, since: &Report, answers: u64) -> Report
 /// Installs Prometheus as a pod (`e2e/manifests/prometheus.yaml`), once per rig, and waits until
 /// it is ready; returns its Service's ClusterIP.
 pub async fn install_prometheus(client: &Client) -> Ipv4Addr {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/prometheus.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
-    let namespaced =
-        |value: &serde_json::Value| value["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    for document in documents {
-        let object = document.clone();
-        match document["kind"].as_str().unwrap_or_default() {
-            "Namespace" => drop(apply(&Api::<Namespace>::all(client.clone()), &from(object)).await),
-            "ClusterRole" => drop(apply(&Api::<ClusterRole>::all(client.clone()), &from(object)).await),
-            "ClusterRoleBinding" => drop(apply(&Api::<ClusterRoleBinding>::all(client.clone()), &from(object)).await),
-            "ServiceAccount" => {
-                let api = Api::<ServiceAccount>::namespaced(client.clone(), &namespaced(&object));
-                drop(apply(&api, &from(object)).await)
-            }
-            "ConfigMap" => {
-                drop(apply(&Api::<ConfigMap>::namespaced(client.clone(), &namespaced(&object)), &from(object)).await)
-            }
-            "Deployment" => {
-                drop(apply(&Api::<Deployment>::namespaced(client.clone(), &namespaced(&object)), &from(object)).await)
-            }
-            "Service" => {
-                drop(apply(&Api::<Service>::namespaced(client.clone(), &namespaced(&object)), &from(object)).await)
-            }
-            other => panic!("{path}: no test support for kind {other:?}"),
-        }
-    }
+    apply_manifest_file(client, concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/prometheus.yaml"), None).await;
     let service = Api::<Service>::namespaced(client.clone(), "monitoring").get("prometheus").await.unwrap();
     let ip: Ipv4Addr = service.spec.and_then(|s| s.cluster_ip).and_then(|ip| ip.parse().ok()).expect("a ClusterIP");
     eventually("Prometheus ready behind its Service", Duration::from_secs(120), || async {
@@ -112,6 +86,29 @@ pub async fn install_prometheus(client: &Client) -> Ipv4Addr {
     })
     .await;
     ip
+}
+
+/// Applies every document of a YAML file server-side, as `kubectl apply --server-side -f` does;
+/// namespaced objects without a namespace go to `namespace`.
+pub async fn apply_manifest_file(client: &Client, path: &str, namespace: Option<&str>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    for document in documents {
+        let in_namespace = document["metadata"]["namespace"].as_str().or(namespace).unwrap_or("default").to_string();
+        let (c, ns) = (client.clone(), in_namespace.as_str());
+        match document["kind"].as_str().unwrap_or_default() {
+            "Namespace" => drop(apply(&Api::<Namespace>::all(c), &from(document)).await),
+            "ClusterRole" => drop(apply(&Api::<ClusterRole>::all(c), &from(document)).await),
+            "ClusterRoleBinding" => drop(apply(&Api::<ClusterRoleBinding>::all(c), &from(document)).await),
+            "Role" => drop(apply(&Api::<Role>::namespaced(c, ns), &from(document)).await),
+            "RoleBinding" => drop(apply(&Api::<RoleBinding>::namespaced(c, ns), &from(document)).await),
+            "ServiceAccount" => drop(apply(&Api::<ServiceAccount>::namespaced(c, ns), &from(document)).await),
+            "ConfigMap" => drop(apply(&Api::<ConfigMap>::namespaced(c, ns), &from(document)).await),
+            "Deployment" => drop(apply(&Api::<Deployment>::namespaced(c, ns), &from(document)).await),
+            "Service" => drop(apply(&Api::<Service>::namespaced(c, ns), &from(document)).await),
+            other => panic!("{path}: no test support for kind {other:?}"),
+        }
+    }
 }
 
 fn from<K: serde::de::DeserializeOwned>(value: serde_json::Value) -> K {

@@ -1,0 +1,173 @@
+//! Canaries behind the namespace's waypoint: real traffic from a client pod calling the Service by
+//! name, weights enforced by meshproxy as a waypoint, and the analysis reading the real Prometheus
+//! that scrapes it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::json;
+use serin_controller::analysis::MetricSources;
+use serin_controller::outbound::Outbound;
+use serin_crds::CanaryPhase;
+use serin_crds::canary::Canary;
+use serin_e2e::traffic::Report;
+
+use super::super::app_service;
+use super::super::support::cluster::{
+    apply_manifest_file, install_prometheus, prometheus_query, start_traffic, traffic_after, traffic_pod,
+    traffic_report,
+};
+use super::super::support::{TestNamespace, apply, eventually};
+use super::{canary, namespace_with_target, set_image, wait_for_phase, weights};
+
+/// Requests per second the client pod sends.
+const RATE: u32 = 40;
+
+#[tokio::test]
+async fn step_weights_shift_real_traffic_through_the_waypoint_and_promote_without_a_failed_request() {
+    let prometheus = install_prometheus(&super::super::support::rig_client().await).await;
+    let ns = namespace_with_target("waypoint").await;
+    install_waypoint(&ns).await;
+    // The user's own Service, which clients call before any Canary exists.
+    let mut own = app_service("podinfo");
+    own.metadata.namespace = Some(ns.name.clone());
+    apply(&ns.api::<Service>(), &own).await;
+    ready_pod_ips_of(&ns, "podinfo").await;
+    let client = start_traffic(&ns, &traffic_pod("client", "http://podinfo:9898/", RATE, &[])).await;
+    // Until kube-proxy has the Service's endpoints the client is refused; from the first answer on,
+    // nothing may fail.
+    let first = eventually("the client answered through the user's Service", Duration::from_secs(60), || async {
+        let report = traffic_report(client).await?;
+        if report.answered > 0 { Ok(report) } else { Err(format!("{report:?}")) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = traffic_report(client).await.unwrap();
+    let steady = traffic_after(client, &before, 40).await;
+    assert_eq!(steady.failed(), 0, "{first:?} then {steady:?}");
+
+    let steps = [10, 20, 30, 40, 50];
+    let analysis = json!({
+        "interval": "6s", "threshold": 2, "stepWeights": steps,
+        "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"}],
+    });
+    apply(&ns.api::<Canary>(), &canary(&ns, analysis)).await;
+    let controller = start_controller_with_prometheus(&ns, &format!("http://{prometheus}:9090"));
+
+    // Bootstrap under traffic: the apex Service now sends clients to the waypoint, which sends
+    // them all to the primary.
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    eventually("the apex Service selecting the waypoint", Duration::from_secs(30), || async {
+        let apex = ns.api::<Service>().get("podinfo").await.map_err(|e| e.to_string())?.spec.unwrap_or_default();
+        let selects = apex.selector.unwrap_or_default();
+        let port = apex.ports.unwrap_or_default().first().and_then(|p| p.target_port.clone());
+        let wanted = Some(IntOrString::String("proxy".into()));
+        if selects.get("app.kubernetes.io/name").map(String::as_str) == Some("serin-waypoint") && port == wanted {
+            Ok(())
+        } else {
+            Err(format!("selector {selects:?}, targetPort {port:?}"))
+        }
+    })
+    .await;
+
+    // A new image: record what the client got at each weight, until the run succeeds.
+    set_image(&ns, "serin-testapp:v2").await;
+    let shares = shares_per_weight(&ns, client, Duration::from_secs(240)).await;
+    let done = ns.api::<Canary>().get("podinfo").await.unwrap();
+    let status = done.status.unwrap();
+    assert_eq!(status.phase, CanaryPhase::Succeeded, "{status:?}");
+
+    for step in steps {
+        let report = shares.get(&step).unwrap_or_else(|| panic!("no traffic measured at weight {step}: {shares:?}"));
+        let canary_share = report.version_shares().get("v2").copied().unwrap_or(0.0);
+        println!("weight {step}: {} answers, {canary_share:.1}% from v2", report.answered);
+        assert!(report.answered >= 100, "weight {step}: only {} answers", report.answered);
+        assert!((canary_share - f64::from(step)).abs() <= 8.0, "weight {step}: v2 served {canary_share:.1}%");
+    }
+
+    // The analysis read the waypoint's metrics through Prometheus: the canary's requests are there.
+    let query = format!("sum(meshproxy_requests_total{{namespace=\"{}\",backend=\"podinfo-canary\"}})", ns.name);
+    let served = prometheus_query(prometheus, &query).await.unwrap();
+    let count: f64 = served.first().and_then(|s| s["value"][1].as_str()?.parse().ok()).unwrap_or(0.0);
+    assert!(count > 100.0, "Prometheus saw {count} canary requests at the waypoint: {served:?}");
+
+    // After promotion every answer is the new version, and no request failed at any point.
+    let settled = traffic_report(client).await.unwrap();
+    let after = eventually("all answers from v2", Duration::from_secs(60), || async {
+        let since = traffic_report(client).await?.since(&settled);
+        let v2 = since.by_version.get("v2").copied().unwrap_or(0);
+        if since.answered >= 40 && v2 == since.answered { Ok(since) } else { Err(format!("{since:?}")) }
+    })
+    .await;
+    let whole = traffic_report(client).await.unwrap().since(&before);
+    assert_eq!(whole.failed(), 0, "requests failed during the run: {whole:?}");
+    assert_eq!(after.failed(), 0);
+    controller.abort();
+    ns.delete().await;
+}
+
+/// Applies `deploy/waypoint.yaml` in the namespace and waits for its pods.
+async fn install_waypoint(ns: &TestNamespace) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/waypoint.yaml");
+    apply_manifest_file(&ns.client, path, Some(&ns.name)).await;
+    ready_pod_ips_of(ns, "serin-waypoint").await;
+}
+
+async fn ready_pod_ips_of(ns: &TestNamespace, deployment: &str) {
+    eventually(&format!("Deployment {deployment} ready"), Duration::from_secs(90), || async {
+        let object = ns.api::<Deployment>().get(deployment).await.map_err(|e| e.to_string())?;
+        let status = object.status.unwrap_or_default();
+        let wanted = object.spec.and_then(|s| s.replicas).unwrap_or(1);
+        if status.ready_replicas == Some(wanted) { Ok(()) } else { Err(format!("{status:?}")) }
+    })
+    .await;
+}
+
+/// Watches the route's weights and the client's tally until the Canary succeeds (or fails); returns,
+/// for each canary weight of the analysis, what the client got while the route held it (the first
+/// half second after each change left out, while the waypoint catches up). Measuring ends when the
+/// analysis does: while promoting, the primary itself turns into the new version.
+async fn shares_per_weight(ns: &TestNamespace, client: std::net::Ipv4Addr, limit: Duration) -> BTreeMap<i32, Report> {
+    let deadline = Instant::now() + limit;
+    let mut shares: BTreeMap<i32, Report> = BTreeMap::new();
+    let mut current = weights(ns).await.1;
+    let mut since = Instant::now();
+    let mut start: Option<Report> = None;
+    loop {
+        assert!(Instant::now() < deadline, "the run did not finish within {limit:?}; shares so far {shares:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let phase = ns.api::<Canary>().get("podinfo").await.unwrap().status.map(|s| s.phase);
+        let analysing = phase == Some(CanaryPhase::Progressing);
+        if analysing && start.is_none() && since.elapsed() >= Duration::from_millis(500) {
+            start = Some(traffic_report(client).await.unwrap());
+        }
+        let now = weights(ns).await.1;
+        if now != current || !analysing {
+            if let Some(start) = start.take() {
+                shares.insert(current, traffic_report(client).await.unwrap().since(&start));
+            }
+            current = now;
+            since = Instant::now();
+        }
+        if matches!(phase, Some(CanaryPhase::Succeeded | CanaryPhase::Failed)) {
+            return shares;
+        }
+    }
+}
+
+/// The controller for this test's namespace, with the rig's Prometheus as its metrics server.
+fn start_controller_with_prometheus(ns: &TestNamespace, prometheus: &str) -> tokio::task::JoinHandle<()> {
+    let metrics = MetricSources {
+        client: Outbound::new(),
+        prometheus: Some(prometheus.to_string()),
+        embedded: None,
+        min_requests: 10,
+        query_timeout: Duration::from_secs(5),
+    };
+    let context =
+        std::sync::Arc::new(serin_controller::kube::Context::new(ns.client.clone(), Some(ns.name.clone()), metrics));
+    tokio::spawn(serin_controller::kube::run(context))
+}
