@@ -313,7 +313,7 @@ impl KubePlatform<'_> {
             type_,
             reason: reason.to_string(),
             note: Some(message.to_string()),
-            action: "Reconcile".into(),
+            action: event_action(message),
             secondary: None,
         };
         if let Err(problem) = self.context.recorder.publish(&event, &self.canary.object_ref(&())).await {
@@ -388,9 +388,7 @@ impl Platform for KubePlatform<'_> {
                 format!("HTTPRoute {}/{}", canary.namespace, canary.spec.apex_name()),
             ))?;
         let route_exists = route.is_some();
-        let routes = route.and_then(|route| {
-            live_weights(&route, &canary.spec.primary_service_name(), &canary.spec.canary_service_name())
-        });
+        let routes = route.and_then(|route| live_weights(&route, canary.spec));
         let now = Timestamp::now();
         let configs = self.read_configs(canary.namespace, &target).await?;
         let checksums = configs.iter().map(|c| (c.reference().key(), c.checksum())).collect();
@@ -548,6 +546,29 @@ impl Platform for KubePlatform<'_> {
     }
 }
 
+/// The event's `action`, which with its type and reason keys the recorder's aggregation: the note
+/// with its numbers blanked, so a message repeated with new figures (a halt each interval) is one
+/// series, while different messages under Flagger's one reason ("Synced") stay separate events.
+fn event_action(note: &str) -> String {
+    let mut action = String::new();
+    let mut in_number = false;
+    for c in note.chars() {
+        // A decimal point inside a number is part of it.
+        let digit = c.is_ascii_digit() || (c == '.' && in_number);
+        let next = match (digit, in_number) {
+            (true, true) => continue,
+            (true, false) => 'N',
+            (false, _) => c,
+        };
+        in_number = digit;
+        if action.len() + next.len_utf8() > 128 {
+            break;
+        }
+        action.push(next);
+    }
+    action
+}
+
 /// Remembers the selector a user's own apex Service had before the Canary steered it.
 const ORIGINAL_SELECTOR_ANNOTATION: &str = "serin.dev/original-selector";
 
@@ -575,9 +596,14 @@ fn take_over(apex: &Service, canary: &Canary) -> Option<std::collections::BTreeM
     )
 }
 
-/// The weights of the generated route's last rule (the one every request can reach).
-fn live_weights(route: &HttpRoute, primary: &str, canary: &str) -> Option<Routes> {
-    let rule = route.spec.rules.as_ref()?.last()?;
+/// The weights of the generated route's weighted rule: the last one (which every request can
+/// reach), or for an A/B test the one before it (the requests that match; the last rule keeps
+/// everyone else on the primary).
+fn live_weights(route: &HttpRoute, spec: &serin_crds::CanarySpec) -> Option<Routes> {
+    let (primary, canary) = (spec.primary_service_name(), spec.canary_service_name());
+    let (primary, canary) = (primary.as_str(), canary.as_str());
+    let rules = route.spec.rules.as_ref()?;
+    let rule = if spec.analysis.is_ab_test() { rules.iter().rev().nth(1)? } else { rules.last()? };
     let weight = |name: &str| {
         rule.backend_refs.iter().flatten().find(|b| b.name == name).map(|b| b.weight.unwrap_or(1).clamp(0, 100) as u8)
     };
@@ -590,4 +616,17 @@ fn live_weights(route: &HttpRoute, primary: &str, canary: &str) -> Option<Routes
 fn annotated_request(canary: &Canary) -> Option<Result<AnnotatedRequest, serin_crds::operator_request::RequestError>> {
     let value = canary.annotations().get(serin_crds::operator_request::ANNOTATION)?;
     Some(AnnotatedRequest::parse(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_action;
+
+    #[test]
+    fn event_actions_blank_numbers_so_only_true_repeats_aggregate() {
+        let halt = |value: &str| event_action(&format!("Halt advancement: metric error-rate {value} is above 1"));
+        assert_eq!(halt("12.5"), halt("3"));
+        assert_ne!(halt("3"), event_action("Canary failed! Scaling down podinfo: 2 failed checks"));
+        assert!(event_action(&"é".repeat(200)).len() <= 128);
+    }
 }
