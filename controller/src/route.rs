@@ -66,7 +66,7 @@ pub fn canary_route(namespace: &str, spec: &CanarySpec, weights: Routes, status:
     let weighted =
         vec![backends.primary(weights.primary, primary_cookie), backends.canary(weights.canary, canary_cookie)];
 
-    if !analysis.match_.is_empty() && analysis.iterations.unwrap_or(0) > 0 {
+    if analysis.is_ab_test() {
         // A/B: matching requests follow the weights; everyone else stays on the primary.
         rules.push(rule(Some(analysis.match_.iter().map(gateway_match).collect()), weighted));
         rules.push(rule(None, vec![backends.primary(100, None), backends.canary(0, None)]));

@@ -605,6 +605,14 @@ pub enum HookType {
     Event,
 }
 
+impl CanaryAnalysis {
+    /// An A/B test: `iterations` with `match`, where matching requests go to the canary and the rest
+    /// stay on the primary.
+    pub fn is_ab_test(&self) -> bool {
+        self.iterations.unwrap_or(0) > 0 && !self.match_.is_empty()
+    }
+}
+
 impl HookType {
     /// The name used in manifests.
     pub fn as_str(self) -> &'static str {

@@ -29,7 +29,7 @@ pub struct CanarySteps {
 impl Strategy {
     pub fn of(analysis: &CanaryAnalysis) -> Strategy {
         let iterations = analysis.iterations.unwrap_or(0);
-        if iterations > 0 && !analysis.match_.is_empty() {
+        if analysis.is_ab_test() {
             return Strategy::AbTesting { iterations };
         }
         if iterations > 0 {
