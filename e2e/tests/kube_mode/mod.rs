@@ -20,6 +20,7 @@ use serin_crds::canary::Canary;
 
 use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
 
+mod strategies;
 mod waypoint;
 use super::{app_deployment, install_crd, install_crds};
 

@@ -3,6 +3,7 @@
 //! that scrapes it.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,58 +27,102 @@ use super::{canary, namespace_with_target, set_image, wait_for_phase, weights};
 /// Requests per second the client pod sends.
 const RATE: u32 = 40;
 
+/// A namespace as users have it before a Canary: the Deployment `podinfo` (v1), their own Service
+/// `podinfo` in front of it, the namespace's waypoint, and the rig's Prometheus.
+pub(super) struct Stage {
+    pub ns: TestNamespace,
+    pub prometheus: Ipv4Addr,
+    controller: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Stage {
+    pub async fn new(prefix: &str) -> Stage {
+        let prometheus = install_prometheus(&super::super::support::rig_client().await).await;
+        let ns = namespace_with_target(prefix).await;
+        install_waypoint(&ns).await;
+        let mut own = app_service("podinfo");
+        own.metadata.namespace = Some(ns.name.clone());
+        apply(&ns.api::<Service>(), &own).await;
+        ready_deployment(&ns, "podinfo").await;
+        Stage { ns, prometheus, controller: None }
+    }
+
+    /// A client pod calling `http://podinfo:9898/` with `headers`; returns its IP once it gets
+    /// answers without failures, and the tally at that moment.
+    pub async fn client(&self, name: &str, headers: &[&str]) -> (Ipv4Addr, Report) {
+        let client = start_traffic(&self.ns, &traffic_pod(name, "http://podinfo:9898/", RATE, headers)).await;
+        // Until kube-proxy has the Service's endpoints the client is refused; from the first
+        // answer on, nothing may fail.
+        eventually("the client answered through the Service", Duration::from_secs(60), || async {
+            let report = traffic_report(client).await?;
+            if report.answered > 0 { Ok(()) } else { Err(format!("{report:?}")) }
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = traffic_report(client).await.unwrap();
+        let steady = traffic_after(client, &before, 40).await;
+        assert_eq!(steady.failed(), 0, "{steady:?}");
+        (client, before)
+    }
+
+    /// Applies the Canary with `analysis`, starts the controller (reading the rig's Prometheus),
+    /// and waits until the apex Service sends clients to the waypoint.
+    pub async fn canary(&mut self, analysis: serde_json::Value) {
+        apply(&self.ns.api::<Canary>(), &canary(&self.ns, analysis)).await;
+        self.controller = Some(start_controller_with_prometheus(&self.ns, &format!("http://{}:9090", self.prometheus)));
+        wait_for_phase(&self.ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+        let ns = &self.ns;
+        eventually("the apex Service selecting the waypoint", Duration::from_secs(30), || async {
+            let apex = ns.api::<Service>().get("podinfo").await.map_err(|e| e.to_string())?.spec.unwrap_or_default();
+            let selects = apex.selector.unwrap_or_default();
+            let port = apex.ports.unwrap_or_default().first().and_then(|p| p.target_port.clone());
+            let wanted = Some(IntOrString::String("proxy".into()));
+            if selects.get("app.kubernetes.io/name").map(String::as_str) == Some("serin-waypoint") && port == wanted {
+                Ok(())
+            } else {
+                Err(format!("selector {selects:?}, targetPort {port:?}"))
+            }
+        })
+        .await;
+    }
+
+    /// Waits for the run to end; returns its last status.
+    pub async fn outcome(&self, limit: Duration) -> serin_crds::CanaryStatus {
+        eventually("the run to end", limit, || async {
+            let canary = self.ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?;
+            match canary.status {
+                Some(status) if matches!(status.phase, CanaryPhase::Succeeded | CanaryPhase::Failed) => Ok(status),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await
+    }
+
+    pub async fn finish(mut self) {
+        if let Some(controller) = self.controller.take() {
+            controller.abort();
+        }
+        self.ns.delete().await;
+    }
+}
+
 #[tokio::test]
 async fn step_weights_shift_real_traffic_through_the_waypoint_and_promote_without_a_failed_request() {
-    let prometheus = install_prometheus(&super::super::support::rig_client().await).await;
-    let ns = namespace_with_target("waypoint").await;
-    install_waypoint(&ns).await;
-    // The user's own Service, which clients call before any Canary exists.
-    let mut own = app_service("podinfo");
-    own.metadata.namespace = Some(ns.name.clone());
-    apply(&ns.api::<Service>(), &own).await;
-    ready_pod_ips_of(&ns, "podinfo").await;
-    let client = start_traffic(&ns, &traffic_pod("client", "http://podinfo:9898/", RATE, &[])).await;
-    // Until kube-proxy has the Service's endpoints the client is refused; from the first answer on,
-    // nothing may fail.
-    let first = eventually("the client answered through the user's Service", Duration::from_secs(60), || async {
-        let report = traffic_report(client).await?;
-        if report.answered > 0 { Ok(report) } else { Err(format!("{report:?}")) }
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = traffic_report(client).await.unwrap();
-    let steady = traffic_after(client, &before, 40).await;
-    assert_eq!(steady.failed(), 0, "{first:?} then {steady:?}");
-
+    let mut stage = Stage::new("waypoint").await;
+    let (client, before) = stage.client("client", &[]).await;
     let steps = [10, 20, 30, 40, 50];
-    let analysis = json!({
-        "interval": "6s", "threshold": 2, "stepWeights": steps,
-        "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"}],
-    });
-    apply(&ns.api::<Canary>(), &canary(&ns, analysis)).await;
-    let controller = start_controller_with_prometheus(&ns, &format!("http://{prometheus}:9090"));
-
-    // Bootstrap under traffic: the apex Service now sends clients to the waypoint, which sends
-    // them all to the primary.
-    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
-    eventually("the apex Service selecting the waypoint", Duration::from_secs(30), || async {
-        let apex = ns.api::<Service>().get("podinfo").await.map_err(|e| e.to_string())?.spec.unwrap_or_default();
-        let selects = apex.selector.unwrap_or_default();
-        let port = apex.ports.unwrap_or_default().first().and_then(|p| p.target_port.clone());
-        let wanted = Some(IntOrString::String("proxy".into()));
-        if selects.get("app.kubernetes.io/name").map(String::as_str) == Some("serin-waypoint") && port == wanted {
-            Ok(())
-        } else {
-            Err(format!("selector {selects:?}, targetPort {port:?}"))
-        }
-    })
-    .await;
+    stage
+        .canary(json!({
+            "interval": "6s", "threshold": 2, "stepWeights": steps,
+            "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"}],
+        }))
+        .await;
+    let (ns, prometheus) = (&stage.ns, stage.prometheus);
 
     // A new image: record what the client got at each weight, until the run succeeds.
-    set_image(&ns, "serin-testapp:v2").await;
-    let shares = shares_per_weight(&ns, client, Duration::from_secs(240)).await;
-    let done = ns.api::<Canary>().get("podinfo").await.unwrap();
-    let status = done.status.unwrap();
+    set_image(ns, "serin-testapp:v2").await;
+    let shares = shares_per_weight(ns, client, Duration::from_secs(240)).await;
+    let status = stage.outcome(Duration::from_secs(10)).await;
     assert_eq!(status.phase, CanaryPhase::Succeeded, "{status:?}");
 
     for step in steps {
@@ -95,28 +140,33 @@ async fn step_weights_shift_real_traffic_through_the_waypoint_and_promote_withou
     assert!(count > 100.0, "Prometheus saw {count} canary requests at the waypoint: {served:?}");
 
     // After promotion every answer is the new version, and no request failed at any point.
-    let settled = traffic_report(client).await.unwrap();
-    let after = eventually("all answers from v2", Duration::from_secs(60), || async {
-        let since = traffic_report(client).await?.since(&settled);
-        let v2 = since.by_version.get("v2").copied().unwrap_or(0);
-        if since.answered >= 40 && v2 == since.answered { Ok(since) } else { Err(format!("{since:?}")) }
-    })
-    .await;
+    only_version_from_now_on(client, "v2").await;
     let whole = traffic_report(client).await.unwrap().since(&before);
     assert_eq!(whole.failed(), 0, "requests failed during the run: {whole:?}");
-    assert_eq!(after.failed(), 0);
-    controller.abort();
-    ns.delete().await;
+    stage.finish().await;
+}
+
+/// Waits until 40 answers in a row come from `version`, without a failure; returns them.
+pub(super) async fn only_version_from_now_on(client: Ipv4Addr, version: &str) -> Report {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let window = traffic_after(client, &traffic_report(client).await.unwrap(), 40).await;
+        let from_version = window.by_version.get(version).copied().unwrap_or(0);
+        if from_version == window.answered && window.failed() == 0 {
+            return window;
+        }
+        assert!(Instant::now() < deadline, "answers still not all from {version} after 60s: {window:?}");
+    }
 }
 
 /// Applies `deploy/waypoint.yaml` in the namespace and waits for its pods.
 async fn install_waypoint(ns: &TestNamespace) {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/waypoint.yaml");
     apply_manifest_file(&ns.client, path, Some(&ns.name)).await;
-    ready_pod_ips_of(ns, "serin-waypoint").await;
+    ready_deployment(ns, "serin-waypoint").await;
 }
 
-async fn ready_pod_ips_of(ns: &TestNamespace, deployment: &str) {
+pub(super) async fn ready_deployment(ns: &TestNamespace, deployment: &str) {
     eventually(&format!("Deployment {deployment} ready"), Duration::from_secs(90), || async {
         let object = ns.api::<Deployment>().get(deployment).await.map_err(|e| e.to_string())?;
         let status = object.status.unwrap_or_default();
