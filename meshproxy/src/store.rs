@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use crate::config::{ConfigError, ProxyConfig, validate};
+use crate::config::{ConfigError, ProxyConfig, check_services};
 use crate::routing::RouteTable;
 use crate::state::RuntimeState;
 
@@ -27,7 +27,7 @@ pub struct ConfigStore {
 
 impl ConfigStore {
     pub fn new(config: ProxyConfig) -> Result<ConfigStore, ConfigError> {
-        validate(&config)?;
+        check_services(&config)?;
         let state = Arc::new(RuntimeState::default());
         let table = RouteTable::compile(&config, &state)?;
         Ok(ConfigStore {
@@ -61,7 +61,7 @@ impl ConfigStore {
 
     /// Replaces the whole config if it is valid; returns the new generation.
     pub fn replace(&self, config: ProxyConfig) -> Result<u64, ConfigError> {
-        validate(&config)?;
+        check_services(&config)?;
         let table = RouteTable::compile(&config, &self.state)?;
         let mut current = self.current.write().expect("the config lock is never poisoned");
         let generation = current.generation + 1;

@@ -10,4 +10,4 @@ pub use error::ConfigError;
 // The model is the contract with the controller, defined once in serin-meshproxy-api.
 pub use parse::parse_config;
 pub use serin_meshproxy_api::config::{Endpoint, ProxyConfig, ServiceSpec, default_namespace};
-pub use validate::validate;
+pub use validate::{check_services, validate};

@@ -8,6 +8,15 @@ use crate::state::RuntimeState;
 /// Checks what the types cannot: unique services, endpoint addresses, references between objects,
 /// and everything the route table needs (regexes, weights, timeouts), by compiling it.
 pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
+    check_services(config)?;
+    // References, policies and everything else the route table needs are checked by compiling it.
+    RouteTable::compile(config, &RuntimeState::default()).map(drop)
+}
+
+/// The checks that compiling the route table does not make: each service defined once, every
+/// endpoint an `ip:port`. The config store runs these and then compiles the table it keeps, so a
+/// swap compiles once.
+pub fn check_services(config: &ProxyConfig) -> Result<(), ConfigError> {
     let mut seen = BTreeSet::new();
     for (index, service) in config.services.iter().enumerate() {
         let object = format!("Service {}/{}", service.namespace, service.name);
@@ -27,6 +36,5 @@ pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
             }
         }
     }
-    // References, policies and everything else the route table needs are checked by compiling it.
-    RouteTable::compile(config, &RuntimeState::default()).map(drop)
+    Ok(())
 }
