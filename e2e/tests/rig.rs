@@ -14,12 +14,12 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use serin_crds::canary::Canary;
 use serin_crds::manifest::{Manifest, parse_all};
+use support::cluster::install_crds;
 use support::{TestNamespace, apply, eventually, http_get, rig_client};
 
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -225,35 +225,6 @@ async fn a_program_that_fails_to_start_never_becomes_ready() {
 }
 
 // ---- helpers ----
-
-async fn install_crds(client: &Client) {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
-    for entry in std::fs::read_dir(format!("{REPO}/crds")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let crd: CustomResourceDefinition =
-                serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            install_crd(&api, &crd).await;
-        }
-    }
-}
-
-/// Applies a CRD and waits until the apiserver serves it.
-async fn install_crd(api: &Api<CustomResourceDefinition>, crd: &CustomResourceDefinition) {
-    let name = crd.metadata.name.clone().unwrap();
-    apply(api, crd).await;
-    eventually(&format!("CRD {name} established"), Duration::from_secs(30), || async {
-        let crd = api.get(&name).await.map_err(|e| e.to_string())?;
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established { Ok(()) } else { Err("not established".into()) }
-    })
-    .await;
-}
 
 fn canary_resource() -> kube::api::ApiResource {
     kube::api::ApiResource::erase::<Canary>(&())

@@ -9,9 +9,8 @@ use std::time::Duration;
 use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, CustomResourceExt};
+
 use serde_json::json;
 use serin_controller::analysis::MetricSources;
 use serin_controller::outbound::Outbound;
@@ -22,7 +21,8 @@ use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
 
 mod strategies;
 mod waypoint;
-use super::{app_deployment, install_crd, install_crds};
+use super::app_deployment;
+use super::support::cluster::{install_crds, install_httproute_crd};
 
 #[tokio::test]
 async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
@@ -617,16 +617,6 @@ async fn set_image(ns: &TestNamespace, image: &str) {
 async fn request(ns: &TestNamespace, value: &str) {
     let patch = json!({"metadata": {"annotations": {serin_crds::operator_request::ANNOTATION: value}}});
     ns.api::<Canary>().patch("podinfo", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-}
-
-async fn install_httproute_crd(client: &Client) {
-    let mut crd = HttpRoute::crd();
-    // The upstream CRDs carry this; the apiserver refuses a *.k8s.io group without it.
-    crd.metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert("api-approved.kubernetes.io".into(), "https://github.com/kubernetes-sigs/gateway-api/pull/891".into());
-    install_crd(&Api::<CustomResourceDefinition>::all(client.clone()), &crd).await;
 }
 
 async fn wait_for_phase(ns: &TestNamespace, phase: CanaryPhase, limit: Duration) -> Canary {

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
@@ -18,8 +17,8 @@ use serin_e2e::traffic::Report;
 
 use super::super::app_service;
 use super::super::support::cluster::{
-    apply_manifest_file, install_prometheus, prometheus_query, start_traffic, traffic_after, traffic_pod,
-    traffic_report,
+    install_prometheus, install_waypoint, prometheus_query, ready_deployment, start_traffic, traffic_after,
+    traffic_pod, traffic_report,
 };
 use super::super::support::{TestNamespace, apply, eventually};
 use super::{canary, namespace_with_target, set_image, wait_for_phase, weights};
@@ -157,23 +156,6 @@ pub(super) async fn only_version_from_now_on(client: Ipv4Addr, version: &str) ->
         }
         assert!(Instant::now() < deadline, "answers still not all from {version} after 60s: {window:?}");
     }
-}
-
-/// Applies `deploy/waypoint.yaml` in the namespace and waits for its pods.
-async fn install_waypoint(ns: &TestNamespace) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/waypoint.yaml");
-    apply_manifest_file(&ns.client, path, Some(&ns.name)).await;
-    ready_deployment(ns, "serin-waypoint").await;
-}
-
-pub(super) async fn ready_deployment(ns: &TestNamespace, deployment: &str) {
-    eventually(&format!("Deployment {deployment} ready"), Duration::from_secs(90), || async {
-        let object = ns.api::<Deployment>().get(deployment).await.map_err(|e| e.to_string())?;
-        let status = object.status.unwrap_or_default();
-        let wanted = object.spec.and_then(|s| s.replicas).unwrap_or(1);
-        if status.ready_replicas == Some(wanted) { Ok(()) } else { Err(format!("{status:?}")) }
-    })
-    .await;
 }
 
 /// Watches the route's weights and the client's tally until the Canary succeeds (or fails); returns,

@@ -4,10 +4,12 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::{Api, Client};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{Api, Client, CustomResourceExt};
 use serde_json::json;
 use serin_e2e::traffic::Report;
 
@@ -128,4 +130,62 @@ pub async fn prometheus_query(ip: Ipv4Addr, query: &str) -> Result<Vec<serde_jso
         }
         other => Err(format!("query {query:?}: {other:?}")),
     }
+}
+
+/// Installs Serin's CRDs (`crds/`) and waits until they are served.
+pub async fn install_crds(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let crd: CustomResourceDefinition =
+                serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            install_crd(&api, &crd).await;
+        }
+    }
+}
+
+/// Applies a CRD and waits until the apiserver serves it.
+pub async fn install_crd(api: &Api<CustomResourceDefinition>, crd: &CustomResourceDefinition) {
+    let name = crd.metadata.name.clone().unwrap();
+    apply(api, crd).await;
+    eventually(&format!("CRD {name} established"), Duration::from_secs(30), || async {
+        let crd = api.get(&name).await.map_err(|e| e.to_string())?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established { Ok(()) } else { Err("not established".into()) }
+    })
+    .await;
+}
+
+/// Installs the Gateway API HTTPRoute CRD (as generated from the types Serin uses).
+pub async fn install_httproute_crd(client: &Client) {
+    let mut crd = HttpRoute::crd();
+    // The upstream CRDs carry this; the apiserver refuses a *.k8s.io group without it.
+    crd.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("api-approved.kubernetes.io".into(), "https://github.com/kubernetes-sigs/gateway-api/pull/891".into());
+    install_crd(&Api::<CustomResourceDefinition>::all(client.clone()), &crd).await;
+}
+
+/// Applies `deploy/waypoint.yaml` in the namespace and waits for its pods.
+pub async fn install_waypoint(ns: &TestNamespace) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/waypoint.yaml");
+    apply_manifest_file(&ns.client, path, Some(&ns.name)).await;
+    ready_deployment(ns, "serin-waypoint").await;
+}
+
+pub async fn ready_deployment(ns: &TestNamespace, deployment: &str) {
+    eventually(&format!("Deployment {deployment} ready"), Duration::from_secs(90), || async {
+        let object = ns.api::<Deployment>().get(deployment).await.map_err(|e| e.to_string())?;
+        let status = object.status.unwrap_or_default();
+        let wanted = object.spec.and_then(|s| s.replicas).unwrap_or(1);
+        if status.ready_replicas == Some(wanted) { Ok(()) } else { Err(format!("{status:?}")) }
+    })
+    .await;
 }
