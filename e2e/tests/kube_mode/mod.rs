@@ -19,6 +19,7 @@ use serin_crds::canary::Canary;
 
 use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
 
+mod in_cluster;
 mod strategies;
 mod waypoint;
 use super::app_deployment;

@@ -69,6 +69,11 @@ impl Stage {
     pub async fn canary(&mut self, analysis: serde_json::Value) {
         apply(&self.ns.api::<Canary>(), &canary(&self.ns, analysis)).await;
         self.controller = Some(start_controller_with_prometheus(&self.ns, &format!("http://{}:9090", self.prometheus)));
+        self.initialized().await;
+    }
+
+    /// Waits until the Canary is initialized and its apex Service sends clients to the waypoint.
+    pub async fn initialized(&self) {
         wait_for_phase(&self.ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
         let ns = &self.ns;
         eventually("the apex Service selecting the waypoint", Duration::from_secs(30), || async {
