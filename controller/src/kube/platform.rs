@@ -471,6 +471,13 @@ impl Platform for KubePlatform<'_> {
                     self.apply_route(canary, Routes::with_canary(0, false), decision).await?;
                     held.route_exists = true;
                 }
+                // Clients move only to a primary that serves: until then the apex Service (the
+                // user's own, if any) keeps selecting what it selected.
+                if readiness(Some(primary), &canary.spec.primary_workload_name(), Timestamp::now())
+                    != crate::engine::Readiness::Ready
+                {
+                    return Ok(());
+                }
                 let apex = services
                     .get_opt(canary.spec.apex_name())
                     .await
