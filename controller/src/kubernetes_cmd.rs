@@ -27,6 +27,10 @@ pub struct KubernetesArgs {
     /// Watch only this namespace (default: all).
     #[arg(long)]
     pub namespace: Option<String>,
+    /// Reconcile only Canaries labelled serin.dev/controller-instance=ID, so that several
+    /// controllers can share a cluster (default: only Canaries without that label).
+    #[arg(long)]
+    pub instance: Option<String>,
     /// Fewer requests than this in a metric's window is not enough evidence to judge.
     #[arg(long, default_value_t = 10)]
     pub min_requests: u64,
@@ -50,7 +54,9 @@ pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
             min_requests: args.min_requests,
             query_timeout: Duration::from_secs(10),
         };
-        let context = Arc::new(Context::new(client, args.namespace.clone(), metrics));
+        let mut context = Context::new(client, args.namespace.clone(), metrics);
+        context.instance = args.instance.clone();
+        let context = Arc::new(context);
         let telemetry = context.clone();
         let gates = context.clone();
         let api = Api {

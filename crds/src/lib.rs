@@ -30,3 +30,8 @@ pub const GROUP: &str = "serin.dev";
 pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` as written in manifests.
 pub const API_VERSION: &str = "serin.dev/v1alpha1";
+
+/// The label that gives a Canary to one of several controllers sharing a cluster: a controller
+/// started with `--instance ID` reconciles only Canaries labelled with that ID, and one started
+/// without it only Canaries without the label (as Argo Rollouts' instance id does).
+pub const CONTROLLER_INSTANCE_LABEL: &str = "serin.dev/controller-instance";

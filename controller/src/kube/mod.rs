@@ -62,6 +62,9 @@ pub struct Context {
     pub telemetry: ControllerMetrics,
     /// The Canaries as the controller last saw them, once it runs (for the gate checks).
     pub canaries: std::sync::OnceLock<Store<Canary>>,
+    /// Reconcile only Canaries labelled with this controller instance (`None`: only those without
+    /// the label); see `serin_crds::CONTROLLER_INSTANCE_LABEL`.
+    pub instance: Option<String>,
 }
 
 impl Context {
@@ -70,7 +73,17 @@ impl Context {
         let alerts = AlertSender::new(metrics.client.clone());
         let recorder = Recorder::new(client.clone(), Reporter { controller: FIELD_MANAGER.into(), instance: None });
         let telemetry = ControllerMetrics::new();
-        Context { client, namespace, metrics, webhooks, alerts, recorder, telemetry, canaries: Default::default() }
+        Context {
+            client,
+            namespace,
+            metrics,
+            webhooks,
+            alerts,
+            recorder,
+            telemetry,
+            canaries: Default::default(),
+            instance: None,
+        }
     }
 
     /// Whether `gate` of the Canary `namespace/name` is open; `None` for a Canary it does not know.
@@ -131,7 +144,12 @@ pub async fn preflight(client: &Client, kinds: &[RequiredKind]) -> Result<(), Ve
 
 /// Reconciles every Canary in the cluster (or the context's namespace) until the process ends.
 pub async fn run(context: Arc<Context>) {
-    let controller = Controller::new(context.api::<Canary>(), watcher::Config::default());
+    let label = serin_crds::CONTROLLER_INSTANCE_LABEL;
+    let mine = match &context.instance {
+        Some(instance) => format!("{label}={instance}"),
+        None => format!("!{label}"),
+    };
+    let controller = Controller::new(context.api::<Canary>(), watcher::Config::default().labels(&mine));
     let store = controller.store();
     let _ = context.canaries.set(store.clone());
     let config_store = store.clone();
