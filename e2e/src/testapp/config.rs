@@ -27,6 +27,11 @@ pub struct Config {
     #[arg(long, env = "TESTAPP_LATENCY_MS", default_value_t = 0)]
     pub latency_ms: u64,
 
+    /// How long to keep taking new connections after SIGTERM, unready, so that clients and proxies
+    /// learn the pod is going before its port closes (what a preStop sleep gives other apps).
+    #[arg(long, env = "TESTAPP_SHUTDOWN_DELAY_MS", default_value_t = 1000)]
+    pub shutdown_delay_ms: u64,
+
     /// How long to wait for requests in flight after SIGTERM before closing them.
     #[arg(long, env = "TESTAPP_DRAIN_SECONDS", default_value_t = 5)]
     pub drain_seconds: u64,
@@ -50,6 +55,7 @@ impl Config {
             message: "test".to_string(),
             error_rate: 0.0,
             latency_ms: 0,
+            shutdown_delay_ms: 0,
             drain_seconds: 5,
         }
     }

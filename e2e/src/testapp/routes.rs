@@ -26,13 +26,20 @@ pub struct App {
     pub metrics: AppMetrics,
     /// False after `/readyz/disable` or once draining has begun.
     pub ready: AtomicBool,
+    /// Set on SIGTERM: every HTTP/1.1 answer then says `Connection: close`, so keep-alive clients
+    /// and proxies leave for another endpoint after their next request instead of racing the close.
+    pub leaving: AtomicBool,
 }
 
 impl App {
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Body>, hyper::Error> {
         let started = Instant::now();
         let method = request.method().clone();
+        let http1 = request.version() == http::Version::HTTP_11;
         let (route, mut response) = self.route(request).await;
+        if http1 && self.leaving.load(Ordering::SeqCst) {
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        }
         // Every answer says which version gave it, so tests through a proxy can tell.
         if let Ok(version) = header::HeaderValue::from_str(&self.version) {
             response.headers_mut().insert("x-testapp-version", version);

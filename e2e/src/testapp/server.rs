@@ -38,6 +38,7 @@ impl Server {
             added_latency: config.added_latency(),
             errors: ErrorSchedule::new(config.error_rate),
             ready: AtomicBool::new(true),
+            leaving: AtomicBool::new(false),
         });
         let (stop, stopped) = oneshot::channel();
         let accept_loop = tokio::spawn(accept(listener, app.clone(), stopped));
@@ -106,6 +107,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Server::start(&config).await.map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))?;
     tracing::info!(addr = %server.local_addr(), version = server.version(), "serving");
     shutdown_signal().await;
+    server.app.ready.store(false, Ordering::SeqCst);
+    server.app.leaving.store(true, Ordering::SeqCst);
+    tracing::info!(delay_ms = config.shutdown_delay_ms, "unready; closing the listener after the delay");
+    tokio::time::sleep(Duration::from_millis(config.shutdown_delay_ms)).await;
     tracing::info!("draining");
     if !server.drain(Duration::from_secs(config.drain_seconds)).await {
         tracing::warn!(seconds = config.drain_seconds, "requests still in flight after the drain period were cut");

@@ -60,12 +60,18 @@ pub async fn run(spec: TrafficSpec, tally: Arc<Tally>) {
 }
 
 async fn send_one(client: &Client<HttpConnector, Empty<Bytes>>, spec: &TrafficSpec, tally: &Tally) {
-    let mut request = Request::get(spec.url.clone()).body(Empty::new()).expect("a GET of a parsed URI is valid");
-    for (name, value) in &spec.headers {
-        request.headers_mut().append(name.clone(), value.clone());
-    }
     let exchange = async {
-        let response = client.request(request).await.map_err(|e| describe(&e))?;
+        // As Go's net/http and browsers do for an idempotent request: when a kept-alive connection
+        // turns out closed by the server before any answer (the race every HTTP/1.1 keep-alive
+        // client meets when a server closes idle connections), send it once more on a new one.
+        let response = match client.request(request(spec)).await {
+            Err(error) if closed_before_answer(&error) => {
+                tally.retried();
+                client.request(request(spec)).await
+            }
+            other => other,
+        }
+        .map_err(|e| describe(&e))?;
         let status = response.status().as_u16();
         let version = response.headers().get("x-testapp-version").and_then(|v| v.to_str().ok()).map(String::from);
         // The whole body, so a response cut short counts as unanswered.
@@ -77,6 +83,24 @@ async fn send_one(client: &Client<HttpConnector, Empty<Bytes>>, spec: &TrafficSp
         Ok(Err(why)) => tally.unanswered(why),
         Err(_) => tally.unanswered(format!("no answer within {:?}", spec.timeout)),
     }
+}
+
+fn request(spec: &TrafficSpec) -> Request<Empty<Bytes>> {
+    let mut request = Request::get(spec.url.clone()).body(Empty::new()).expect("a GET of a parsed URI is valid");
+    for (name, value) in &spec.headers {
+        request.headers_mut().append(name.clone(), value.clone());
+    }
+    request
+}
+
+/// A connection that was open and then closed or reset by the server before any of the answer
+/// came: not a connect failure (nothing listening), not a timeout.
+fn closed_before_answer(error: &hyper_util::client::legacy::Error) -> bool {
+    if error.is_connect() {
+        return false;
+    }
+    let text = describe(error);
+    text.contains("connection closed before message completed") || text.contains("Connection reset by peer")
 }
 
 /// The error with its causes, which say what actually went wrong (refused, reset, DNS).

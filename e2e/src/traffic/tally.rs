@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 /// How many of the failures' messages a report keeps (the latest ones).
-const KEPT_FAILURES: usize = 20;
+const KEPT_FAILURES: usize = 200;
 
 /// What the traffic pod has seen so far. Counts only grow, so a test takes two reports and
 /// subtracts to learn what happened in between.
@@ -22,6 +22,9 @@ pub struct Report {
     pub by_status: BTreeMap<u16, u64>,
     /// Requests skipped because too many were still in flight.
     pub skipped: u64,
+    /// Requests sent a second time because the server closed a kept-alive connection first.
+    #[serde(default)]
+    pub retried: u64,
     /// The latest failures (unanswered requests and 5xx answers), oldest first.
     pub recent_failures: Vec<String>,
     /// Whether requests are still being sent.
@@ -59,7 +62,13 @@ impl Report {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
             skipped: self.skipped - earlier.skipped,
-            recent_failures: self.recent_failures.clone(),
+            retried: self.retried - earlier.retried,
+            recent_failures: self
+                .recent_failures
+                .iter()
+                .filter(|failure| !earlier.recent_failures.contains(failure))
+                .cloned()
+                .collect(),
             sending: self.sending,
         }
     }
@@ -92,6 +101,10 @@ impl Tally {
 
     pub fn skipped(&self) {
         self.lock().skipped += 1;
+    }
+
+    pub fn retried(&self) {
+        self.lock().retried += 1;
     }
 
     pub fn answered(&self, status: u16, version: Option<&str>) {
@@ -144,6 +157,7 @@ mod tests {
         assert_eq!(between.sent, 3);
         assert_eq!(between.by_version, BTreeMap::from([("v2".to_string(), 2)]));
         assert_eq!(between.failed(), 2);
+        assert_eq!(between.recent_failures.len(), 2, "only the failures after the earlier report");
         assert_eq!(between.version_shares()["v2"], 100.0);
     }
 }

@@ -20,6 +20,8 @@ use serin_crds::canary::Canary;
 use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
 
 mod in_cluster;
+mod lifecycle;
+mod namespaces;
 mod strategies;
 mod waypoint;
 use super::app_deployment;
@@ -44,11 +46,15 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
     assert_eq!(primary.status.as_ref().and_then(|s| s.ready_replicas), Some(2), "{:?}", primary.status);
     let selector = primary.spec.as_ref().unwrap().selector.match_labels.clone().unwrap();
     assert_eq!(selector.get("app").map(String::as_str), Some("podinfo-primary"));
+    // The apex Service moves in the tick that decides Initialized, so it shows a moment later.
     for name in ["podinfo", "podinfo-primary", "podinfo-canary"] {
-        let service = ns.api::<Service>().get(name).await.unwrap_or_else(|e| panic!("Service {name}: {e}"));
         let wanted = if name == "podinfo-canary" { "podinfo" } else { "podinfo-primary" };
-        let selects = service.spec.unwrap().selector.unwrap_or_default();
-        assert_eq!(selects.get("app").map(String::as_str), Some(wanted), "Service {name}");
+        eventually(&format!("Service {name} selecting {wanted}"), Duration::from_secs(30), || async {
+            let service = ns.api::<Service>().get(name).await.map_err(|e| e.to_string())?;
+            let selects = service.spec.unwrap_or_default().selector.unwrap_or_default();
+            if selects.get("app").map(String::as_str) == Some(wanted) { Ok(()) } else { Err(format!("{selects:?}")) }
+        })
+        .await;
     }
     settles_at_weights(&ns, (100, 0)).await;
     settles_at_replicas(&ns, "podinfo", 0).await;
@@ -476,7 +482,14 @@ async fn a_users_own_apex_service_is_steered_not_owned_and_given_back() {
     let controller = start_controller(&ns);
     wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
 
-    let steered = ns.api::<Service>().get("podinfo").await.unwrap();
+    // The apex Service is steered in the tick that decides Initialized, so it shows a moment later.
+    let steered = eventually("the user's Service steered", Duration::from_secs(30), || async {
+        let service = ns.api::<Service>().get("podinfo").await.map_err(|e| e.to_string())?;
+        let steered =
+            service.metadata.annotations.as_ref().is_some_and(|a| a.contains_key("serin.dev/original-selector"));
+        if steered { Ok(service) } else { Err(format!("{:?}", service.metadata.annotations)) }
+    })
+    .await;
     assert!(
         steered.metadata.owner_references.clone().unwrap_or_default().is_empty(),
         "the user's Service is not the Canary's"
@@ -582,14 +595,19 @@ fn start_controller_with_context(
 
 /// A controller's context for this test's namespace, not yet running.
 fn start_controller_context(ns: &TestNamespace) -> Arc<serin_controller::kube::Context> {
+    Arc::new(controller_context(ns, None))
+}
+
+/// A controller's context for this test's namespace, reading `prometheus` if given.
+fn controller_context(ns: &TestNamespace, prometheus: Option<String>) -> serin_controller::kube::Context {
     let metrics = MetricSources {
         client: Outbound::new(),
-        prometheus: None,
+        prometheus,
         embedded: None,
         min_requests: 10,
         query_timeout: Duration::from_secs(5),
     };
-    Arc::new(serin_controller::kube::Context::new(ns.client.clone(), Some(ns.name.clone()), metrics))
+    serin_controller::kube::Context::new(ns.client.clone(), Some(ns.name.clone()), metrics)
 }
 
 /// A Canary for the Deployment `podinfo` in `ns`, with `analysis` and no metrics.

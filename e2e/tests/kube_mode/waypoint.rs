@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
-use serin_controller::analysis::MetricSources;
-use serin_controller::outbound::Outbound;
 use serin_crds::CanaryPhase;
 use serin_crds::canary::Canary;
 use serin_e2e::traffic::Report;
@@ -70,6 +68,15 @@ impl Stage {
         apply(&self.ns.api::<Canary>(), &canary(&self.ns, analysis)).await;
         self.controller = Some(start_controller_with_prometheus(&self.ns, &format!("http://{}:9090", self.prometheus)));
         self.initialized().await;
+    }
+
+    /// Applies the Canary with `analysis`, labelled for the controller `instance`, without starting
+    /// a controller for it.
+    pub async fn apply_canary_for(&self, analysis: serde_json::Value, instance: &str) {
+        let mut object = canary(&self.ns, analysis);
+        object.metadata.labels =
+            Some([(serin_crds::CONTROLLER_INSTANCE_LABEL.to_string(), instance.to_string())].into_iter().collect());
+        apply(&self.ns.api::<Canary>(), &object).await;
     }
 
     /// Waits until the Canary is initialized and its apex Service sends clients to the waypoint.
@@ -173,22 +180,26 @@ async fn shares_per_weight(ns: &TestNamespace, client: std::net::Ipv4Addr, limit
     let mut current = weights(ns).await.1;
     let mut since = Instant::now();
     let mut start: Option<Report> = None;
+    // The tally taken just before the last look at the route, when it still held `current`: a step
+    // ends there, so a slow poll never counts the next step's answers.
+    let mut last_before_check = traffic_report(client).await.unwrap();
     loop {
         assert!(Instant::now() < deadline, "the run did not finish within {limit:?}; shares so far {shares:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+        let report = traffic_report(client).await.unwrap();
         let phase = ns.api::<Canary>().get("podinfo").await.unwrap().status.map(|s| s.phase);
         let analysing = phase == Some(CanaryPhase::Progressing);
-        if analysing && start.is_none() && since.elapsed() >= Duration::from_millis(500) {
-            start = Some(traffic_report(client).await.unwrap());
-        }
         let now = weights(ns).await.1;
         if now != current || !analysing {
             if let Some(start) = start.take() {
-                shares.insert(current, traffic_report(client).await.unwrap().since(&start));
+                shares.insert(current, last_before_check.since(&start));
             }
             current = now;
             since = Instant::now();
+        } else if start.is_none() && since.elapsed() >= Duration::from_millis(500) {
+            start = Some(report.clone());
         }
+        last_before_check = report;
         if matches!(phase, Some(CanaryPhase::Succeeded | CanaryPhase::Failed)) {
             return shares;
         }
@@ -197,14 +208,6 @@ async fn shares_per_weight(ns: &TestNamespace, client: std::net::Ipv4Addr, limit
 
 /// The controller for this test's namespace, with the rig's Prometheus as its metrics server.
 fn start_controller_with_prometheus(ns: &TestNamespace, prometheus: &str) -> tokio::task::JoinHandle<()> {
-    let metrics = MetricSources {
-        client: Outbound::new(),
-        prometheus: Some(prometheus.to_string()),
-        embedded: None,
-        min_requests: 10,
-        query_timeout: Duration::from_secs(5),
-    };
-    let context =
-        std::sync::Arc::new(serin_controller::kube::Context::new(ns.client.clone(), Some(ns.name.clone()), metrics));
-    tokio::spawn(serin_controller::kube::run(context))
+    let context = super::controller_context(ns, Some(prometheus.to_string()));
+    tokio::spawn(serin_controller::kube::run(std::sync::Arc::new(context)))
 }
