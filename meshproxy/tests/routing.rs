@@ -143,3 +143,47 @@ routes:
         assert!(refused.contains("spec.rules[0].backendRefs[0].port") && refused.contains(why), "{refused}");
     }
 }
+
+#[tokio::test]
+async fn a_request_without_a_body_refused_by_one_endpoint_is_sent_to_another() {
+    let live = backend("live").await;
+    // A port nothing listens on: what a pod that is going away leaves behind.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // Round robin, so that every other request is sent to the endpoint that is gone.
+    let config = format!(
+        r#"
+services:
+- {{name: app, namespace: test, endpoints: [{{address: "{live}"}}, {{address: "{gone}"}}]}}
+trafficPolicies:
+- apiVersion: serin.dev/v1alpha1
+  kind: TrafficPolicy
+  metadata: {{name: app, namespace: test}}
+  spec:
+    targetRef: {{kind: Service, name: app}}
+    loadBalancer: {{algorithm: round-robin}}
+"#
+    );
+    let proxy = proxy(&config).await;
+    let client = client();
+    for _ in 0..40 {
+        let (status, _, body) = get(&client, proxy.addr, "app.test", "/version", &[]).await;
+        assert_eq!((status.as_u16(), version_of(&body)), (200, "live".to_string()));
+    }
+
+    // A request with a body is not sent twice without a retry policy that allows it: refused by
+    // the endpoint that is gone, it fails and says where.
+    let mut refused = 0;
+    for _ in 0..40 {
+        let request = http::Request::post(format!("http://{}/echo", proxy.addr))
+            .header("host", "app.test")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"payload")))
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        if response.status() == 502 {
+            let why = response.headers().get("x-meshproxy-error").map(|v| v.to_str().unwrap().to_string());
+            assert!(why.as_deref().is_some_and(|w| w.contains(&gone.to_string())), "{why:?}");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 10, "about half the POSTs went to the endpoint that is gone and failed: {refused}");
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
@@ -28,6 +29,7 @@ use crate::metrics::{RequestLabels, class_of};
 use crate::policy::{AttemptOutcome, RetryRule, ServicePolicy, roll};
 use crate::routing::{Backend, BackendEndpoint, RequestFacts};
 use crate::store::Loaded;
+use serin_crds::traffic_policy::LoadBalancerAlgorithm;
 
 /// A request the proxy answers itself: the status, and why (sent in `x-meshproxy-error`).
 type Failure = (StatusCode, String);
@@ -311,6 +313,12 @@ async fn send(
         None => None,
     };
     let algorithm = policy.map(|p| p.balancer).unwrap_or_default();
+    // A connect failure means nothing reached the endpoint. A request without a body then goes
+    // once more, to another endpoint, whatever the retry policy says (Istio retries connect
+    // failures by default): an endpoint that is going away must not fail a request.
+    let reconnect = !upgrading && body.is_end_stream() && backend.endpoints.len() > 1;
+    let mut reconnects_left = u32::from(reconnect);
+    let mut refused: Option<SocketAddr> = None;
     let retry = policy.and_then(|p| p.retry.as_ref()).filter(|_| !upgrading);
     let attempts = retry.map_or(1, |r| r.attempts);
     let per_try_timeout = retry.and_then(|r| r.per_try_timeout);
@@ -322,7 +330,7 @@ async fn send(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let Some(endpoint) = backend.pick_endpoint(algorithm) else {
+        let Some(endpoint) = pick_endpoint_but(backend, algorithm, refused) else {
             return Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("backend {}/{} has no endpoints", backend.namespace, backend.name),
@@ -342,9 +350,10 @@ async fn send(
                     ));
                 }
             },
-            (None, None) => unreachable!("a request without replay is sent once"),
+            (None, None) if reconnect => empty_body(),
+            (None, None) => unreachable!("a request without replay is sent once, or again only when it has no body"),
         };
-        let request = if attempt == attempts {
+        let request = if attempt >= attempts && reconnects_left == 0 {
             head.take().expect("the head is kept until the last attempt").into_request(endpoint, body)?
         } else {
             head.as_ref().expect("the head is kept until the last attempt").to(endpoint, body)?
@@ -388,6 +397,12 @@ async fn send(
             tokio::time::sleep(RetryRule::backoff(attempt)).await;
             continue;
         }
+        if outcome == AttemptOutcome::ConnectFailure && reconnects_left > 0 {
+            reconnects_left -= 1;
+            refused = Some(endpoint.address);
+            shared.metrics.retried(&exchange.labels);
+            continue;
+        }
         return match result {
             Some(Ok(response)) => Ok(response),
             Some(Err(error)) => Err(upstream_error(&error, endpoint.address, attempt)),
@@ -401,6 +416,30 @@ async fn send(
             )),
         };
     }
+}
+
+/// An endpoint picked by the balancer, other than `avoid` when the backend has another (a few
+/// picks, since the balancer is random).
+fn pick_endpoint_but(
+    backend: &Backend,
+    algorithm: LoadBalancerAlgorithm,
+    avoid: Option<SocketAddr>,
+) -> Option<&BackendEndpoint> {
+    let mut picked = backend.pick_endpoint(algorithm)?;
+    for _ in 0..4 {
+        if Some(picked.address) != avoid {
+            break;
+        }
+        picked = backend.pick_endpoint(algorithm)?;
+    }
+    if Some(picked.address) == avoid {
+        picked = backend.endpoints.iter().find(|e| Some(e.address) != avoid).unwrap_or(picked);
+    }
+    Some(picked)
+}
+
+fn empty_body() -> Body {
+    http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
 }
 
 fn show(duration: Duration) -> String {
