@@ -330,27 +330,60 @@ async fn a_change_to_a_configmap_the_target_uses_is_rolled_out_and_the_primary_u
 
 #[tokio::test]
 async fn an_image_that_never_runs_fails_on_the_progress_deadline_with_the_primary_untouched() {
-    let ns = namespace_with_target("kube-deadline").await;
+    let (ns, controller) = initialized_with_deadline("kube-deadline", 10).await;
+    // The pod runner cannot play this image: its pods wait in ErrImagePull and never become ready.
+    set_image(&ns, "registry.invalid/podinfo:v9").await;
+    fails_on_the_deadline_with_the_primary_untouched(&ns, 10).await;
+    controller.abort();
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_version_that_crash_loops_fails_on_the_progress_deadline_with_the_primary_untouched() {
+    let (ns, controller) = initialized_with_deadline("kube-crashloop", 15).await;
+    // The program starts and exits at once (an invalid setting): its pods restart with back-off
+    // and are never available, while the Deployment itself reports no failure.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "serin-testapp:v2",
+        "env": [{"name": "TESTAPP_ERROR_RATE", "value": "7"}]}]}}}});
+    ns.api::<Deployment>().patch("podinfo", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
+    eventually("the new pods crash-looping", Duration::from_secs(60), || async {
+        let pods =
+            ns.api::<k8s_openapi::api::core::v1::Pod>().list(&Default::default()).await.map_err(|e| e.to_string())?;
+        let restarted = pods.items.iter().any(|p| {
+            let statuses = p.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+            statuses.iter().any(|c| c.image == "serin-testapp:v2" && c.restart_count > 0)
+        });
+        if restarted { Ok(()) } else { Err("no restart yet".to_string()) }
+    })
+    .await;
+    fails_on_the_deadline_with_the_primary_untouched(&ns, 15).await;
+    controller.abort();
+    ns.delete().await;
+}
+
+/// A namespace whose Canary, with `progressDeadlineSeconds: deadline`, is initialized.
+async fn initialized_with_deadline(prefix: &str, deadline: i32) -> (TestNamespace, tokio::task::JoinHandle<()>) {
+    let ns = namespace_with_target(prefix).await;
     let mut object = canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}));
-    object.spec.progress_deadline_seconds = Some(10);
+    object.spec.progress_deadline_seconds = Some(deadline);
     apply(&ns.api::<Canary>(), &object).await;
     let controller = start_controller(&ns);
     wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    (ns, controller)
+}
 
-    // The pod runner cannot play this image: its pods wait in ErrImagePull and never become ready.
-    set_image(&ns, "registry.invalid/podinfo:v9").await;
-    let failed = wait_for_phase(&ns, CanaryPhase::Failed, Duration::from_secs(90)).await.status.unwrap();
+/// The run fails on its progress deadline; the primary and the route are as before it.
+async fn fails_on_the_deadline_with_the_primary_untouched(ns: &TestNamespace, deadline: i32) {
+    let failed = wait_for_phase(ns, CanaryPhase::Failed, Duration::from_secs(90)).await.status.unwrap();
     let reason = failed.last_failure_reason.unwrap_or_default();
-    assert!(reason.contains("progressDeadlineSeconds 10"), "{reason}");
+    assert!(reason.contains(&format!("progressDeadlineSeconds {deadline}")), "{reason}");
     let stalled = failed.conditions.iter().find(|c| c.type_ == "Stalled").map(|c| c.reason.clone());
     assert_eq!(stalled.as_deref(), Some("ProgressDeadlineExceeded"));
     let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
     assert_eq!(image_of(&primary), "serin-testapp:v1");
     assert_eq!(primary.status.and_then(|s| s.ready_replicas), Some(2));
-    settles_at_weights(&ns, (100, 0)).await;
-    settles_at_replicas(&ns, "podinfo", 0).await;
-    controller.abort();
-    ns.delete().await;
+    settles_at_weights(ns, (100, 0)).await;
+    settles_at_replicas(ns, "podinfo", 0).await;
 }
 
 #[tokio::test]
