@@ -101,6 +101,9 @@ impl Admin {
         let response = match (method, segments.as_slice()) {
             (Method::GET, ["live"]) => text(StatusCode::OK, "live\n"),
             (Method::GET, ["ready"]) if self.store.is_ready() => text(StatusCode::OK, "ready\n"),
+            (Method::GET, ["ready"]) if self.store.is_leaving() => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            }
             (Method::GET, ["ready"]) => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "waiting for the first complete config from the cluster\n")
             }

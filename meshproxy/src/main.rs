@@ -59,7 +59,12 @@ struct RunArgs {
     /// Worker threads; 1 runs everything on one thread, as a sidecar should.
     #[arg(long, default_value_t = 1)]
     workers: usize,
-    /// Seconds to let requests in flight finish after SIGTERM.
+    /// Seconds to keep taking connections after SIGTERM, unready and answering HTTP/1.1 with
+    /// `Connection: close`, so that Services and clients move away before the port closes (what a
+    /// preStop sleep does for other programs).
+    #[arg(long, default_value_t = 0)]
+    shutdown_delay_seconds: u64,
+    /// Seconds to let requests in flight finish after SIGTERM (after the shutdown delay).
     #[arg(long, default_value_t = 30)]
     drain_seconds: u64,
     /// Seconds a client has to send a request's headers (and finish a TLS handshake).
@@ -165,6 +170,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tls = args.tls_cert.is_some(),
         "meshproxy serving"
     );
+    let leaving = store.clone();
     let mut source_failed = match (file, cluster) {
         (Some((path, text)), _) => {
             tokio::spawn(serin_meshproxy::watch::watch_file(path, store, text));
@@ -194,6 +200,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 other => anyhow::bail!("the cluster config source stopped: {other:?}"),
             }
         }
+    }
+    if args.shutdown_delay_seconds > 0 {
+        tracing::info!(seconds = args.shutdown_delay_seconds, "unready; still taking connections before draining");
+        leaving.mark_leaving();
+        tokio::time::sleep(Duration::from_secs(args.shutdown_delay_seconds)).await;
     }
     let drain_seconds = args.drain_seconds;
     tracing::info!(drain_seconds, "draining");

@@ -21,6 +21,8 @@ pub struct ConfigStore {
     current: RwLock<Arc<Loaded>>,
     /// False while a config source has not delivered its first complete config (`/ready` says so).
     ready: std::sync::atomic::AtomicBool,
+    /// Set when the process is told to stop: `/ready` fails and clients are asked to go elsewhere.
+    leaving: std::sync::atomic::AtomicBool,
     /// Endpoint and service state every compiled config points into.
     pub state: Arc<RuntimeState>,
 }
@@ -33,6 +35,7 @@ impl ConfigStore {
         Ok(ConfigStore {
             current: RwLock::new(Arc::new(Loaded { generation: 1, config, table })),
             ready: std::sync::atomic::AtomicBool::new(true),
+            leaving: std::sync::atomic::AtomicBool::new(false),
             state,
         })
     }
@@ -50,7 +53,16 @@ impl ConfigStore {
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(std::sync::atomic::Ordering::SeqCst)
+        self.ready.load(std::sync::atomic::Ordering::SeqCst) && !self.is_leaving()
+    }
+
+    /// The process is stopping: readiness fails, and HTTP/1.1 answers say `Connection: close`.
+    pub fn mark_leaving(&self) {
+        self.leaving.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The config a new request runs on. A request keeps this Arc to its end, so a swap never

@@ -98,3 +98,42 @@ async fn access_logs_are_json_lines_on_stdout() {
     assert_eq!(refused["error"], "no service for host \"nowhere.test\"");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigterm_it_keeps_serving_for_the_shutdown_delay_and_asks_clients_to_leave() {
+    let (v1, v2) = (backend("v1").await, backend("v2").await);
+    let dir = std::env::temp_dir().join(format!("meshproxy-delay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("proxy.yaml");
+    std::fs::write(&file, canary_config(v1, v2, 100, 0, "")).unwrap();
+    let (mut child, proxy, admin) = spawn_meshproxy(&file, &["--shutdown-delay-seconds", "2"], Stdio::null());
+    let client = client();
+    let (status, headers, _) = get(&client, proxy, "podinfo.test", "/version", &[]).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("connection").is_none(), "{headers:?}");
+
+    let stopped_at = Instant::now();
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Within the delay: unready, still answering new connections, each answer saying to leave.
+    let (status, _, _) = get(&client, admin, "admin", "/ready", &[]).await;
+    assert_eq!(status, 503);
+    let fresh = support::client();
+    let (status, headers, body) = get(&fresh, proxy, "podinfo.test", "/version", &[]).await;
+    assert_eq!((status.as_u16(), version_of(&body).as_str()), (200, "v1"));
+    assert_eq!(headers.get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    assert!(child.try_wait().unwrap().is_none(), "still running within the delay");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "meshproxy did not exit after the delay");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert!(stopped_at.elapsed() >= Duration::from_secs(2), "it waited out the delay");
+    assert!(std::net::TcpStream::connect(proxy).is_err(), "the port is closed once it has gone");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -104,8 +104,13 @@ pub async fn forward(
         )
     });
     let mut exchange = Exchange { labels: RequestLabels::default(), endpoint: None, attempts: 0 };
+    let http1 = request.version() == Version::HTTP_11;
     let response = route_and_send(&shared, &loaded, client, request, &mut exchange).await;
-    let response = response.unwrap_or_else(|(code, why)| proxy_error(code, &why));
+    let mut response = response.unwrap_or_else(|(code, why)| proxy_error(code, &why));
+    // Shutting down: keep-alive clients are asked to reconnect, which takes them elsewhere.
+    if http1 && shared.store.is_leaving() {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     exchange.labels.code = response.status().as_u16();
     exchange.labels.class = class_of(exchange.labels.code);
     let elapsed = started.elapsed();
