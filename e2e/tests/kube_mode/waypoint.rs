@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
@@ -210,4 +211,45 @@ async fn shares_per_weight(ns: &TestNamespace, client: std::net::Ipv4Addr, limit
 fn start_controller_with_prometheus(ns: &TestNamespace, prometheus: &str) -> tokio::task::JoinHandle<()> {
     let context = super::controller_context(ns, Some(prometheus.to_string()));
     tokio::spawn(serin_controller::kube::run(std::sync::Arc::new(context)))
+}
+
+#[tokio::test]
+async fn the_waypoint_replaced_under_traffic_fails_no_request() {
+    let mut stage = Stage::new("waypoint-restart").await;
+    let (client, before) = stage.client("client", &[]).await;
+    stage.canary(json!({"interval": "5s", "threshold": 2, "stepWeight": 50, "maxWeight": 50})).await;
+    let ns = &stage.ns;
+    only_version_from_now_on(client, "v1").await;
+    let old: Vec<String> = waypoint_pods(ns).await;
+
+    // `kubectl rollout restart deployment/serin-waypoint`: every waypoint pod is replaced.
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {"serin.dev/restarted-at": "now"}}}}});
+    ns.api::<Deployment>()
+        .patch("serin-waypoint", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(&patch))
+        .await
+        .unwrap();
+    eventually("every waypoint pod replaced", Duration::from_secs(120), || async {
+        let now = waypoint_pods(ns).await;
+        let replaced = now.len() == 2 && now.iter().all(|p| !old.contains(p));
+        if replaced { Ok(()) } else { Err(format!("{now:?}")) }
+    })
+    .await;
+    ready_deployment(ns, "serin-waypoint").await;
+    only_version_from_now_on(client, "v1").await;
+    let whole = traffic_report(client).await.unwrap().since(&before);
+    assert_eq!(whole.failed(), 0, "{whole:?}");
+    stage.finish().await;
+}
+
+async fn waypoint_pods(ns: &TestNamespace) -> Vec<String> {
+    let pods = ns
+        .api::<k8s_openapi::api::core::v1::Pod>()
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=serin-waypoint"))
+        .await
+        .unwrap();
+    pods.items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.name.clone())
+        .collect()
 }
