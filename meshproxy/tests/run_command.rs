@@ -44,14 +44,7 @@ async fn serves_a_file_and_reloads_it() {
     let (status, _, _) = get(&client, admin, "admin", "/ready", &[]).await;
     assert_eq!(status, 200);
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "meshproxy did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exited_within(&mut child, Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -124,16 +117,21 @@ async fn after_sigterm_it_keeps_serving_for_the_shutdown_delay_and_asks_clients_
     assert_eq!(headers.get("connection").map(|v| v.to_str().unwrap()), Some("close"));
     assert!(child.try_wait().unwrap().is_none(), "still running within the delay");
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "meshproxy did not exit after the delay");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exited_within(&mut child, Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
     assert!(stopped_at.elapsed() >= Duration::from_secs(2), "it waited out the delay");
     assert!(std::net::TcpStream::connect(proxy).is_err(), "the port is closed once it has gone");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits for the process to exit, at most `limit`; its exit status.
+async fn exited_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "meshproxy did not exit within {limit:?} of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -108,10 +108,7 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
 
 #[tokio::test]
 async fn a_canary_whose_target_is_missing_is_stalled_until_the_target_appears() {
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-missing").await;
+    let ns = namespace_with_crds("kube-missing").await;
     apply(&ns.api::<Canary>(), &canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}))).await;
     let controller = start_controller(&ns);
 
@@ -284,10 +281,7 @@ async fn deleting_a_canary_with_revert_on_deletion_gives_the_target_back() {
 
 #[tokio::test]
 async fn a_change_to_a_configmap_the_target_uses_is_rolled_out_and_the_primary_uses_its_copy() {
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-config").await;
+    let ns = namespace_with_crds("kube-config").await;
     let config = |message: &str| -> ConfigMap {
         serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "podinfo-config", "namespace": ns.name}, "data": {"MESSAGE": message}}))
@@ -494,10 +488,7 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies() {
 
 #[tokio::test]
 async fn a_users_own_apex_service_is_steered_not_owned_and_given_back() {
-    let client = rig_client().await;
-    install_crds(&client).await;
-    install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, "kube-takeover").await;
+    let ns = namespace_with_crds("kube-takeover").await;
     let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
     target.metadata.namespace = Some(ns.name.clone());
     // GitOps tools claim objects by labels like these; the generated primary must not carry them.
@@ -601,13 +592,18 @@ async fn http_post(port: u16, path: &str) -> u16 {
     String::from_utf8_lossy(&response).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
-/// A namespace of the test's own on a rig with the CRDs installed, holding the Deployment
-/// `podinfo` at `serin-testapp:v1`.
-async fn namespace_with_target(prefix: &str) -> TestNamespace {
+/// A namespace of the test's own on a rig with Serin's and the HTTPRoute CRDs installed.
+async fn namespace_with_crds(prefix: &str) -> TestNamespace {
     let client = rig_client().await;
     install_crds(&client).await;
     install_httproute_crd(&client).await;
-    let ns = TestNamespace::create(&client, prefix).await;
+    TestNamespace::create(&client, prefix).await
+}
+
+/// A namespace of the test's own on a rig with the CRDs installed, holding the Deployment
+/// `podinfo` at `serin-testapp:v1`.
+async fn namespace_with_target(prefix: &str) -> TestNamespace {
+    let ns = namespace_with_crds(prefix).await;
     let mut target = app_deployment("podinfo", "serin-testapp:v1", json!([]));
     target.metadata.namespace = Some(ns.name.clone());
     apply(&ns.api::<Deployment>(), &target).await;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -56,11 +56,11 @@ pub async fn run(client: Client, scope: Scope, store: Arc<ConfigStore>) -> Resul
     preflight(&client, &scope).await?;
     let changed = Arc::new(Notify::new());
     let stores = Stores {
-        services: watch(api(&client, &scope), &changed),
-        slices: watch(api(&client, &scope), &changed),
-        routes: watch(api(&client, &scope), &changed),
-        policies: watch(api(&client, &scope), &changed),
-        pods: watch_labels(api::<PartialObjectMeta<Pod>>(&client, &scope), &changed),
+        services: watch(api(&client, &scope), &changed, without_managed_fields),
+        slices: watch(api(&client, &scope), &changed, without_managed_fields),
+        routes: watch(api(&client, &scope), &changed, without_managed_fields),
+        policies: watch(api(&client, &scope), &changed, without_managed_fields),
+        pods: watch(api(&client, &scope), &changed, labels_only),
     };
     let _ = stores.services.wait_until_ready().await;
     let _ = stores.slices.wait_until_ready().await;
@@ -117,8 +117,9 @@ where
     }
 }
 
-/// A reflector over `api`, without managed fields, waking `changed` on every event.
-fn watch<K>(api: Api<K>, changed: &Arc<Notify>) -> Store<K>
+/// A reflector over `api`, each object trimmed by `trim` before it is stored, waking `changed` on
+/// every event.
+fn watch<K>(api: Api<K>, changed: &Arc<Notify>, trim: fn(&mut K)) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     <K as Resource>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -126,10 +127,7 @@ where
     let (reader, writer) = reflector::store();
     let changed = changed.clone();
     let kind = K::kind(&Default::default()).to_string();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(|object| object.meta_mut().managed_fields = None)
-        .reflect(writer);
+    let stream = watcher(api, watcher::Config::default()).default_backoff().modify(trim).reflect(writer);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         loop {
@@ -143,29 +141,16 @@ where
     reader
 }
 
-/// A reflector over pods' metadata, keeping only their labels.
-fn watch_labels(api: Api<PartialObjectMeta<Pod>>, changed: &Arc<Notify>) -> Store<PartialObjectMeta<Pod>> {
-    let (reader, writer) = reflector::store();
-    let changed = changed.clone();
-    // An Api over PartialObjectMeta asks for metadata only.
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(|pod| {
-            pod.metadata.managed_fields = None;
-            pod.metadata.annotations = None;
-            pod.metadata.owner_references = None;
-        })
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(_) => changed.notify_one(),
-                Err(error) => tracing::warn!(kind = "Pod", %error, "watch failed; retrying with back-off"),
-            }
-        }
-    });
-    reader
+/// What meshproxy never reads of an object.
+fn without_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// A pod as meshproxy keeps it: its labels (an Api over PartialObjectMeta asks for metadata only).
+fn labels_only(pod: &mut PartialObjectMeta<Pod>) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    pod.metadata.owner_references = None;
 }
 
 /// One clear error per kind the apiserver does not serve, instead of watches retrying forever.
