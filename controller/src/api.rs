@@ -3,11 +3,15 @@
 //!
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` (the controller's own), `GET /status`
 //! - `GET /gates`, `GET|POST /gates/{ns}/{name}/{gate}` (200 open, 403 closed),
-//!   `POST /gates/{ns}/{name}/{gate}/open|close`; in a cluster only the check, from the Canary's
-//!   status, since opening and closing go through the Kubernetes API
+//!   `POST /gates/{ns}/{name}/{gate}/open|close`
 //! - `POST /canaries/{ns}/{name}/{promote|abort|pause|resume|retry}[?id=ID]`: accepted (202) and acted
 //!   on at the Canary's next tick; the outcome is in its status (`lastHandledRequest`) and events
-//! - `POST /canaries/{ns}/{name}/{open-gate|close-gate}/{gate}`: the gate changes at once
+//! - `POST /canaries/{ns}/{name}/{open-gate|close-gate}/{gate}`
+//!
+//! In a cluster, gate checks read the Canary's status and stay open to the cluster; everything
+//! that changes a rollout (opening or closing a gate, every operator request) needs a bearer token
+//! whose owner may patch the Canary, and becomes the Canary's request annotation (see
+//! [`crate::kube::requests`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +29,7 @@ use tokio::net::TcpListener;
 use serin_crds::operator_request::{OperatorRequest, RequestAction};
 
 use crate::hooks::gates::{Gate, GateRequest, GateStore};
+use crate::kube::requests::ClusterRequests;
 use crate::standalone::requests::RequestStore;
 
 /// Reports the status of every Canary, for `GET /status`.
@@ -45,8 +50,16 @@ pub struct Api {
     pub gate_check: Option<GateCheck>,
     pub status: Option<StatusReport>,
     pub metrics: Option<MetricsReport>,
-    /// Where operator requests go (standalone mode).
-    pub requests: Option<Arc<RequestStore>>,
+    /// Where operator requests go.
+    pub requests: Option<RequestSink>,
+}
+
+/// Where the API sends the operator requests it accepts.
+pub enum RequestSink {
+    /// Standalone: the local request store, acted on at the Canary's next tick.
+    Local(Arc<RequestStore>),
+    /// In a cluster: checked with the Kubernetes API, then written as the Canary's annotation.
+    Cluster(Arc<ClusterRequests>),
 }
 
 /// Binds `listen` and serves the API in the background; returns the bound address.
@@ -60,7 +73,7 @@ pub async fn start(listen: SocketAddr, api: Arc<Api>) -> std::io::Result<SocketA
             let api = api.clone();
             let service = service_fn(move |request| {
                 let api = api.clone();
-                async move { Ok::<_, std::convert::Infallible>(api.handle(request)) }
+                async move { Ok::<_, std::convert::Infallible>(api.handle(request).await) }
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
             tokio::spawn(connection);
@@ -70,7 +83,7 @@ pub async fn start(listen: SocketAddr, api: Arc<Api>) -> std::io::Result<SocketA
 }
 
 impl Api {
-    fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let (method, path) = (request.method().clone(), request.uri().path().to_string());
         if path == "/healthz" || path == "/readyz" {
             return reply(StatusCode::OK, json!({"status": "ok"}));
@@ -91,10 +104,17 @@ impl Api {
                 None => reply(StatusCode::NOT_FOUND, json!({"error": "no status here"})),
             };
         }
+        let token = bearer_token(&request);
         if let Some(rest) = path.strip_prefix("/canaries/") {
-            return self.operator_request(&method, rest, request.uri().query());
+            return self.operator_request(&method, rest, request.uri().query(), token).await;
         }
         match GateRequest::parse(&method, &path) {
+            Some(Ok(GateRequest::Set { namespace, name, gate, open })) if self.gates.is_none() => {
+                let action = if open { RequestAction::OpenGate } else { RequestAction::CloseGate };
+                let request = OperatorRequest::new(&new_request_id(), action, Some(gate.as_str()))
+                    .expect("a known gate makes a valid request");
+                self.submit_to_cluster(&namespace, &name, request, token).await
+            }
             Some(Ok(request)) => self.gate(request),
             Some(Err(problem)) => reply(StatusCode::BAD_REQUEST, json!({"error": problem.to_string()})),
             None => reply(
@@ -105,8 +125,14 @@ impl Api {
     }
 
     /// `{ns}/{name}/{action}[/{gate}]`.
-    fn operator_request(&self, method: &http::Method, rest: &str, query: Option<&str>) -> Response<Full<Bytes>> {
-        let Some(requests) = &self.requests else {
+    async fn operator_request(
+        &self,
+        method: &http::Method,
+        rest: &str,
+        query: Option<&str>,
+        token: Option<String>,
+    ) -> Response<Full<Bytes>> {
+        if self.requests.is_none() {
             return reply(StatusCode::NOT_FOUND, json!({"error": "this controller takes no operator requests"}));
         };
         let segments: Vec<&str> = rest.split('/').collect();
@@ -126,10 +152,6 @@ impl Api {
                 json!({"error": format!("{method}: operator requests are POST")}),
             );
         }
-        let key = format!("{namespace}/{name}");
-        if !requests.is_known(&key) {
-            return reply(StatusCode::NOT_FOUND, json!({"error": format!("no Canary {key} in the manifests")}));
-        }
         let Some(action) = RequestAction::parse(action) else {
             let actions = RequestAction::ALL.map(RequestAction::as_str).join(", ");
             return reply(
@@ -145,6 +167,15 @@ impl Api {
             Ok(request) => request,
             Err(problem) => return reply(StatusCode::BAD_REQUEST, json!({"error": problem.to_string()})),
         };
+        let requests = match &self.requests {
+            Some(RequestSink::Local(requests)) => requests,
+            Some(RequestSink::Cluster(_)) => return self.submit_to_cluster(namespace, name, request, token).await,
+            None => unreachable!("checked above"),
+        };
+        let key = format!("{namespace}/{name}");
+        if !requests.is_known(&key) {
+            return reply(StatusCode::NOT_FOUND, json!({"error": format!("no Canary {key} in the manifests")}));
+        }
         if action.is_gate() {
             let gate = Gate::parse(gate.unwrap_or_default()).expect("the request checked the gate");
             return self.gate(GateRequest::Set {
@@ -163,6 +194,41 @@ impl Api {
                 )
             }
             Err(problem) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": problem.to_string()})),
+        }
+    }
+
+    /// A request that changes a rollout in a cluster: authenticated, authorized, then written.
+    async fn submit_to_cluster(
+        &self,
+        namespace: &str,
+        name: &str,
+        request: OperatorRequest,
+        token: Option<String>,
+    ) -> Response<Full<Bytes>> {
+        let Some(RequestSink::Cluster(cluster)) = &self.requests else {
+            return reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "gates are changed here only through the Kubernetes API: the serin.dev/request annotation (open-gate, close-gate)"}),
+            );
+        };
+        let key = format!("{namespace}/{name}");
+        match cluster.submit(token.as_deref(), namespace, name, &request).await {
+            Ok(submitted) => {
+                tracing::info!(canary = %key, action = %request.action, id = %request.id, user = %submitted.user, "operator request written to the Canary");
+                reply(
+                    StatusCode::ACCEPTED,
+                    json!({"canary": key, "action": request.action.as_str(), "gate": request.gate, "id": request.id, "user": submitted.user,
+                        "state": "accepted; acted on at the Canary's next reconcile, see status.lastHandledRequest and the events"}),
+                )
+            }
+            Err(refused) => {
+                tracing::warn!(canary = %key, action = %request.action, %refused, "operator request refused");
+                let mut response = reply(refused.status(), json!({"error": refused.to_string()}));
+                if refused.status() == StatusCode::UNAUTHORIZED {
+                    response.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                }
+                response
+            }
         }
     }
 
@@ -207,6 +273,13 @@ impl Api {
             },
         }
     }
+}
+
+/// The token of `Authorization: Bearer TOKEN`, if any.
+fn bearer_token<B>(request: &Request<B>) -> Option<String> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
 }
 
 /// A request id nobody else will have: the time in microseconds and a counter.

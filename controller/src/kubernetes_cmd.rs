@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use serin_controller::analysis::MetricSources;
-use serin_controller::api::Api;
+use serin_controller::api::{Api, RequestSink};
 use serin_controller::kube::leader::{LeaseConfig, lead};
+use serin_controller::kube::requests::ClusterRequests;
 use serin_controller::kube::{Context, run};
 use serin_controller::outbound::Outbound;
 
@@ -17,7 +18,8 @@ pub struct KubernetesArgs {
     /// A Prometheus server for the builtin metrics (a Canary's `metricsServer` wins).
     #[arg(long)]
     pub prometheus: Option<String>,
-    /// Where `/healthz`, `/readyz`, `/metrics` and the gate checks (`GET /gates/{ns}/{name}/{gate}`) are served.
+    /// Where `/healthz`, `/readyz`, `/metrics`, the gate checks (`GET /gates/{ns}/{name}/{gate}`) and
+    /// operator requests with a bearer token (`POST /canaries/{ns}/{name}/{action}`) are served.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub api: std::net::SocketAddr,
     /// Lead through this Lease (`namespace/name`) so that one of several replicas reconciles.
@@ -64,7 +66,7 @@ pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
             gate_check: Some(Arc::new(move |namespace, name, gate| gates.gate_is_open(namespace, name, gate))),
             status: None,
             metrics: Some(Arc::new(move || telemetry.telemetry.render())),
-            requests: None,
+            requests: Some(RequestSink::Cluster(Arc::new(ClusterRequests { context: context.clone() }))),
         };
         let address = serin_controller::api::start(args.api, Arc::new(api))
             .await

@@ -133,7 +133,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         let gates = Arc::new(GateStore::open_file(&args.gates_path()).map_err(anyhow::Error::msg)?);
         let state = controller.state.clone();
         let status = Arc::new(move || serde_json::to_value(&*state.lock().expect("state lock")).unwrap_or_default());
-        let requests = Some(controller.requests.clone());
+        let requests = Some(api::RequestSink::Local(controller.requests.clone()));
         let address = api::start(args.api, Arc::new(Api { gates: Some(gates), gate_check: None, status: Some(status), metrics: None, requests }))
             .await
             .with_context(|| format!("cannot listen on {} for the API", args.api))?;

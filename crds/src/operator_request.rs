@@ -10,9 +10,12 @@
 //!
 //! Each request is acted on once: the controller records its `id` in `status.lastHandledRequest`
 //! and says what it did in an event (`Promote`, `Paused`, `Resumed`, `Retry`, a rollback's `Synced`,
-//! or `OperatorRequestIgnored` with the reason). A new request needs a new `id`. In standalone mode
-//! the same requests go to the controller's API: `POST /canaries/{namespace}/{name}/{action}`
-//! (`.../open-gate/{gate}`, `.../close-gate/{gate}`), with an optional `?id=`.
+//! or `OperatorRequestIgnored` with the reason). A new request needs a new `id`. The same requests
+//! go to the controller's API: `POST /canaries/{namespace}/{name}/{action}` (`.../open-gate/{gate}`,
+//! `.../close-gate/{gate}`), with an optional `?id=`. In a cluster that API takes a request only with
+//! `Authorization: Bearer TOKEN` from someone RBAC lets patch the Canary (checked with TokenReview
+//! and SubjectAccessReview), and writes it into this annotation; a request not yet acted on is
+//! never overwritten (409).
 
 use serde::{Deserialize, Serialize};
 

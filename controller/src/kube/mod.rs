@@ -18,6 +18,7 @@ mod error;
 pub mod leader;
 mod metrics;
 mod platform;
+pub mod requests;
 mod services;
 mod waypoint;
 mod workloads;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
@@ -14,6 +14,7 @@ use serin_crds::canary::Canary;
 
 use super::super::support::cluster::{ready_deployment, traffic_report};
 use super::super::support::{TestNamespace, apply, eventually};
+use super::operator_api::{post_to, token_for};
 use super::waypoint::{Stage, only_version_from_now_on};
 use super::{canary, image_of, set_image};
 
@@ -23,6 +24,7 @@ async fn the_controller_pod_deleted_mid_run_is_replaced_and_the_run_ends_with_on
     let (client, before) = stage.client("client", &[]).await;
     let ns = &stage.ns;
     install_controller_pod(ns).await;
+    refuses_requests_from_whom_rbac_does_not_allow(ns).await;
     let analysis = json!({
         "interval": "5s", "threshold": 2, "stepWeights": [20, 40, 60],
         "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"}],
@@ -95,6 +97,10 @@ async fn install_controller_pod(ns: &TestNamespace) {
                 apply(&Api::<ClusterRoleBinding>::all(client.clone()), &serde_json::from_value(document).unwrap())
                     .await;
             }
+            "Service" => {
+                document["metadata"]["namespace"] = json!(ns.name);
+                apply(&ns.api::<Service>(), &serde_json::from_value(document).unwrap()).await;
+            }
             "Deployment" => {
                 document["metadata"]["namespace"] = json!(ns.name);
                 let args = &mut document["spec"]["template"]["spec"]["containers"][0]["args"];
@@ -105,6 +111,18 @@ async fn install_controller_pod(ns: &TestNamespace) {
         }
     }
     ready_deployment(ns, "serin-controller").await;
+}
+
+/// With the RBAC of the manifest, the controller's pod can review tokens and permissions: a
+/// request from an account that may not patch Canaries is refused naming it (not a 503).
+async fn refuses_requests_from_whom_rbac_does_not_allow(ns: &TestNamespace) {
+    let viewer = token_for(ns, "viewer", false).await;
+    let pod = controller_pods(ns).await.remove(0);
+    let ip: std::net::Ipv4Addr =
+        ns.api::<Pod>().get(&pod).await.unwrap().status.unwrap().pod_ip.unwrap().parse().unwrap();
+    let (code, body) = post_to(ip, 8080, &format!("/canaries/{}/podinfo/promote", ns.name), Some(&viewer)).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains(&format!("system:serviceaccount:{}:viewer may not patch", ns.name)), "{body}");
 }
 
 async fn controller_pods(ns: &TestNamespace) -> Vec<String> {

@@ -22,6 +22,7 @@ use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
 mod in_cluster;
 mod lifecycle;
 mod namespaces;
+mod operator_api;
 mod strategies;
 mod waypoint;
 use super::app_deployment;
