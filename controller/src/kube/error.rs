@@ -4,7 +4,7 @@
 pub enum KubeError {
     #[error("Canary {canary}: {kind} {namespace}/{name} not found; create it or fix spec.targetRef")]
     TargetNotFound { canary: String, kind: String, namespace: String, name: String },
-    #[error("Canary {canary}: spec.targetRef.kind {kind:?} is not supported yet (use Deployment)")]
+    #[error("Canary {canary}: spec.targetRef.kind {kind:?} is not supported (use Deployment or DaemonSet)")]
     UnsupportedTarget { canary: String, kind: String },
     #[error("{action} {object}: {source}")]
     Api { action: &'static str, object: String, source: ::kube::Error },

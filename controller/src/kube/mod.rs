@@ -1,7 +1,7 @@
-//! Kubernetes mode: a kube-runtime controller over `Canary`, also woken by the Deployments it
+//! Kubernetes mode: a kube-runtime controller over `Canary`, also woken by the workloads it
 //! targets and the objects it owns, running the shared reconcile routine through [`KubePlatform`].
 //!
-//! What exists so far: Deployment targets; bootstrap (the `-primary` Deployment, the apex, primary
+//! What exists: Deployment and DaemonSet targets; bootstrap (the `-primary` workload, the apex, primary
 //! and canary Services, the HTTPRoute with all traffic on the primary, the target scaled to zero),
 //! steering a user's own apex Service without owning it; a `-primary` HorizontalPodAutoscaler with
 //! `autoscalerRef`; route weights, scaling and promotion as server-side applies with one field
@@ -10,7 +10,8 @@
 //! requests and gates through the `serin.dev/request` annotation, gates kept in the status; the
 //! ConfigMaps and Secrets the target uses tracked in its revision, the primary running on
 //! `-primary` copies; revertOnDeletion behind a finalizer; Lease leader election; the controller's
-//! own metrics. Still to come: DaemonSets, and meshproxy as the waypoint that serves the routes.
+//! own metrics; the apex Service pointed at the namespace's waypoint (meshproxy), which serves the
+//! routes.
 
 mod catalog;
 mod configs;
@@ -32,7 +33,7 @@ use ::kube::runtime::reflector::{ObjectRef, Store};
 use ::kube::runtime::watcher;
 use ::kube::{Api, Client, ResourceExt};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serin_crds::canary::Canary;
 
@@ -153,20 +154,18 @@ pub async fn run(context: Arc<Context>) {
     let controller = Controller::new(context.api::<Canary>(), watcher::Config::default().labels(&mine));
     let store = controller.store();
     let _ = context.canaries.set(store.clone());
+    let (deployment_store, daemon_set_store) = (store.clone(), store.clone());
     let config_store = store.clone();
     let secret_store = store.clone();
     controller
         .owns(context.api::<Deployment>(), watcher::Config::default())
-        // A change to a target Deployment wakes the Canaries that name it.
+        .owns(context.api::<DaemonSet>(), watcher::Config::default())
+        // A change to a target workload wakes the Canaries that name it.
         .watches(context.api::<Deployment>(), watcher::Config::default(), move |deployment| {
-            let namespace = deployment.namespace().unwrap_or_default();
-            let name = deployment.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|c| c.namespace().as_deref() == Some(namespace.as_str()) && c.spec.target_ref.name == name)
-                .map(|c| ObjectRef::from_obj(&*c))
-                .collect::<Vec<_>>()
+            canaries_targeting(&deployment_store, "Deployment", &deployment)
+        })
+        .watches(context.api::<DaemonSet>(), watcher::Config::default(), move |daemon_set| {
+            canaries_targeting(&daemon_set_store, "DaemonSet", &daemon_set)
         })
         // A change to a ConfigMap or Secret may be a new revision of a target in its namespace.
         .watches(context.api::<ConfigMap>(), watcher::Config::default(), move |config| {
@@ -175,13 +174,30 @@ pub async fn run(context: Arc<Context>) {
         .watches(context.api::<Secret>(), watcher::Config::default(), move |secret| {
             canaries_in(&secret_store, secret.namespace())
         })
-        .run(reconcile_canary, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(problem) = result {
-                tracing::debug!(%problem, "reconcile did not complete");
+        .run(reconcile_canary, error_policy, context.clone())
+        .for_each(|result| {
+            match result {
+                // A deleted Canary (its owned objects going, or its requeue, wake it once more).
+                Err(::kube::runtime::controller::Error::ObjectNotFound(gone)) => {
+                    context.telemetry.forget(gone.namespace.as_deref().unwrap_or_default(), &gone.name);
+                }
+                Err(problem) => tracing::debug!(%problem, "reconcile did not complete"),
+                Ok(_) => {}
             }
+            std::future::ready(())
         })
         .await;
+}
+
+fn canaries_targeting(store: &Store<Canary>, kind: &str, workload: &impl ResourceExt) -> Vec<ObjectRef<Canary>> {
+    let (namespace, name) = (workload.namespace(), workload.name_any());
+    store
+        .state()
+        .into_iter()
+        .filter(|c| c.namespace() == namespace && c.spec.target_ref.name == name)
+        .filter(|c| c.spec.target_ref.kind.as_deref().unwrap_or("Deployment") == kind)
+        .map(|c| ObjectRef::from_obj(&*c))
+        .collect()
 }
 
 fn canaries_in(store: &Store<Canary>, namespace: Option<String>) -> Vec<ObjectRef<Canary>> {
@@ -231,7 +247,7 @@ async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<
         Err(problem) => return Err(problem),
     };
     let status = &reconciled.decision.status;
-    let before = canary.status.as_ref().map(|s| s.phase);
+    let before = canary.status.as_ref();
     context.telemetry.observe(&namespace, &name, &canary.spec, before, status, started.elapsed().as_secs_f64());
     reconciled.log(&reference.key(), canary.status.as_ref());
     Ok(Requeue::requeue(reconciled.decision.requeue_after))

@@ -1,4 +1,4 @@
-//! Kubernetes as a [`Platform`]: observing reads the Canary, its target Deployment, the primary and
+//! Kubernetes as a [`Platform`]: observing reads the Canary, its target workload, the primary and
 //! the generated HTTPRoute; status goes to the Canary's status subresource; actions become
 //! server-side applies and patches with one field manager, and events through events.k8s.io.
 
@@ -10,7 +10,7 @@ use ::kube::runtime::events::{Event as KubeEvent, EventType};
 use ::kube::{Resource, ResourceExt};
 use gateway_api::apis::standard::httproutes::HttpRoute;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use serin_crds::canary::{Canary, HookType};
@@ -21,7 +21,7 @@ use super::configs::{ConfigRef, config_map_checksum, primary_name, referenced, s
 use super::error::KubeError;
 use super::services::service;
 use super::waypoint::{self, WAYPOINT_LABEL};
-use super::workloads::{REVISION_ANNOTATION, primary_from, readiness, replicas, selector_of, template_value};
+use super::workloads::{REVISION_ANNOTATION, Workload, WorkloadKind, primary_from, readiness, template_value};
 use super::{Context, FIELD_MANAGER, FINALIZER};
 use crate::analysis::Subject;
 use crate::engine::{
@@ -41,8 +41,8 @@ pub struct KubePlatform<'a> {
 
 /// What observing found that acting needs.
 pub struct Held {
-    target: Deployment,
-    primary: Option<Deployment>,
+    target: Workload,
+    primary: Option<Workload>,
     revision: Revision,
     /// The ConfigMaps and Secrets the target uses, as read.
     configs: Vec<TrackedConfig>,
@@ -78,13 +78,33 @@ impl Held {
 
     /// The primary's replicas, which the canary takes when scaled up.
     fn primary_replicas(&self) -> i32 {
-        self.primary.as_ref().map_or(1, replicas).max(1)
+        self.primary.as_ref().map_or(1, Workload::replicas).max(1)
     }
 }
 
 impl KubePlatform<'_> {
-    fn deployments(&self, namespace: &str) -> Api<Deployment> {
-        Api::namespaced(self.context.client.clone(), namespace)
+    /// The workload `name` of `kind`, if it exists.
+    async fn workload(&self, kind: WorkloadKind, namespace: &str, name: &str) -> Result<Option<Workload>, KubeError> {
+        let client = self.context.client.clone();
+        let failed = KubeError::api("reading", format!("{} {namespace}/{name}", kind.as_str()));
+        match kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, namespace)
+                .get_opt(name)
+                .await
+                .map(|d| d.map(Workload::Deployment)),
+            WorkloadKind::DaemonSet => {
+                Api::<DaemonSet>::namespaced(client, namespace).get_opt(name).await.map(|d| d.map(Workload::DaemonSet))
+            }
+        }
+        .map_err(failed)
+    }
+
+    async fn apply_workload(&self, namespace: &str, workload: &Workload) -> Result<(), KubeError> {
+        let client = self.context.client.clone();
+        match workload {
+            Workload::Deployment(d) => self.apply(&Api::namespaced(client, namespace), d).await,
+            Workload::DaemonSet(d) => self.apply(&Api::namespaced(client, namespace), d).await,
+        }
     }
 
     async fn apply<K>(&self, api: &Api<K>, object: &K) -> Result<(), KubeError>
@@ -100,13 +120,22 @@ impl KubePlatform<'_> {
         ))
     }
 
-    async fn scale_target(&self, namespace: &str, target: &str, to: i32) -> Result<(), KubeError> {
-        let patch = serde_json::json!({"spec": {"replicas": to}});
-        self.deployments(namespace)
-            .patch(target, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(drop)
-            .map_err(KubeError::api("scaling", format!("Deployment {namespace}/{target}")))
+    async fn scale_target(&self, held: &Held, namespace: &str, target: &str, to: i32) -> Result<(), KubeError> {
+        let kind = held.target.kind();
+        let patch = Workload::scale_patch(kind, to);
+        let params = PatchParams::default();
+        let client = self.context.client.clone();
+        match kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client, namespace)
+                .patch(target, &params, &Patch::Merge(&patch))
+                .await
+                .map(drop),
+            WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client, namespace)
+                .patch(target, &params, &Patch::Merge(&patch))
+                .await
+                .map(drop),
+        }
+        .map_err(KubeError::api("scaling", format!("{} {namespace}/{target}", kind.as_str())))
     }
 
     async fn apply_route(
@@ -123,8 +152,8 @@ impl KubePlatform<'_> {
 
     /// The ConfigMaps and Secrets the target's pods use; one that does not exist is not tracked
     /// (the target's pods wait for it, and the deadline tells).
-    async fn read_configs(&self, namespace: &str, target: &Deployment) -> Result<Vec<TrackedConfig>, KubeError> {
-        let template = target.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    async fn read_configs(&self, namespace: &str, target: &Workload) -> Result<Vec<TrackedConfig>, KubeError> {
+        let template = target.template();
         let mut configs = Vec::new();
         for reference in referenced(&template) {
             match reference {
@@ -183,7 +212,7 @@ impl KubePlatform<'_> {
         Ok(())
     }
 
-    /// The primary from the target at `revision`: its configs copied, the Deployment applied, and
+    /// The primary from the target at `revision`: its configs copied, the workload applied, and
     /// with `autoscalerRef` its autoscaler.
     async fn apply_primary(
         &self,
@@ -191,12 +220,12 @@ impl KubePlatform<'_> {
         held: &Held,
         revision: &str,
         replicas: i32,
-    ) -> Result<Deployment, KubeError> {
+    ) -> Result<Workload, KubeError> {
         self.copy_configs(canary.namespace, held).await?;
         let name = canary.spec.primary_workload_name();
         let mut primary = primary_from(&held.target, &name, revision, replicas, &held.tracked());
-        primary.metadata.owner_references = Some(vec![self.owner()]);
-        self.apply(&self.deployments(canary.namespace), &primary).await?;
+        primary.meta_mut().owner_references = Some(vec![self.owner()]);
+        self.apply_workload(canary.namespace, &primary).await?;
         self.apply_primary_autoscaler(canary).await?;
         Ok(primary)
     }
@@ -323,7 +352,7 @@ impl KubePlatform<'_> {
 
     /// The apex Service while the Canary steers it: to the namespace's waypoint, which enforces
     /// the route's weights, or, without one, to the primary's pods (with a Warning saying so).
-    async fn apex_service(&self, canary: CanaryRef<'_>, primary: &Deployment) -> Result<Service, KubeError> {
+    async fn apex_service(&self, canary: CanaryRef<'_>, primary: &Workload) -> Result<Service, KubeError> {
         let (name, namespace, port) = (canary.spec.apex_name(), canary.namespace, canary.spec.service.port);
         match waypoint::find(&self.context.client, namespace).await? {
             Some(waypoint) => {
@@ -340,7 +369,7 @@ impl KubePlatform<'_> {
                      meshproxy as the namespace's waypoint to split it"
                 );
                 self.warn("NoWaypoint", &message).await;
-                Ok(service(name, namespace, selector_of(primary), port, canary.spec))
+                Ok(service(name, namespace, primary.selector(), port, canary.spec))
             }
         }
     }
@@ -360,26 +389,20 @@ impl Platform for KubePlatform<'_> {
 
     async fn observe(&mut self, canary: CanaryRef<'_>) -> Result<Observed<Held>, KubeError> {
         let target_ref = &canary.spec.target_ref;
-        let kind = target_ref.kind.as_deref().unwrap_or("Deployment");
-        if kind != "Deployment" {
-            return Err(KubeError::UnsupportedTarget { canary: canary.key(), kind: kind.to_string() });
-        }
-        let deployments = self.deployments(canary.namespace);
-        let target = deployments
-            .get_opt(&target_ref.name)
-            .await
-            .map_err(KubeError::api("reading", format!("Deployment {}/{}", canary.namespace, target_ref.name)))?
-            .ok_or_else(|| KubeError::TargetNotFound {
+        let Some(kind) = WorkloadKind::parse(target_ref.kind.as_deref()) else {
+            let kind = target_ref.kind.clone().unwrap_or_default();
+            return Err(KubeError::UnsupportedTarget { canary: canary.key(), kind });
+        };
+        let target = self.workload(kind, canary.namespace, &target_ref.name).await?.ok_or_else(|| {
+            KubeError::TargetNotFound {
                 canary: canary.key(),
-                kind: "Deployment".into(),
+                kind: kind.as_str().into(),
                 namespace: canary.namespace.to_string(),
                 name: target_ref.name.clone(),
-            })?;
+            }
+        })?;
         let primary_name = canary.spec.primary_workload_name();
-        let primary = deployments
-            .get_opt(&primary_name)
-            .await
-            .map_err(KubeError::api("reading", format!("Deployment {}/{primary_name}", canary.namespace)))?;
+        let primary = self.workload(kind, canary.namespace, &primary_name).await?;
         let route = Api::<HttpRoute>::namespaced(self.context.client.clone(), canary.namespace)
             .get_opt(canary.spec.apex_name())
             .await
@@ -395,7 +418,9 @@ impl Platform for KubePlatform<'_> {
         let revision = Revision::of(&template_value(&target), checksums);
         let observations = Observations {
             revision: revision.clone(),
-            primary_revision: primary.as_ref().and_then(|p| p.annotations().get(REVISION_ANNOTATION).cloned()),
+            primary_revision: primary
+                .as_ref()
+                .and_then(|p| p.meta().annotations.as_ref()?.get(REVISION_ANNOTATION).cloned()),
             primary: readiness(primary.as_ref(), &primary_name, now),
             canary: readiness(Some(&target), &target_ref.name, now),
             routes,
@@ -449,7 +474,7 @@ impl Platform for KubePlatform<'_> {
             Action::InitializePrimary => {
                 if held.primary.is_none() {
                     let revision = held.revision.id.clone();
-                    let primary = self.apply_primary(canary, held, &revision, replicas(&held.target).max(1)).await?;
+                    let primary = self.apply_primary(canary, held, &revision, held.target.replicas().max(1)).await?;
                     held.primary = Some(primary);
                 } else {
                     self.apply_primary_autoscaler(canary).await?;
@@ -460,8 +485,8 @@ impl Platform for KubePlatform<'_> {
                 // The backends and the route first: once the apex Service sends clients to the
                 // waypoint, the waypoint must already know where to send them.
                 for (name, selector) in [
-                    (canary.spec.primary_service_name(), selector_of(primary)),
-                    (canary.spec.canary_service_name(), selector_of(&held.target)),
+                    (canary.spec.primary_service_name(), primary.selector()),
+                    (canary.spec.canary_service_name(), held.target.selector()),
                 ] {
                     let mut object = service(&name, namespace, selector, port, canary.spec);
                     object.metadata.owner_references = Some(vec![self.owner()]);
@@ -493,11 +518,11 @@ impl Platform for KubePlatform<'_> {
             Action::SetRoutes(routes) => self.apply_route(canary, *routes, decision).await?,
             Action::ScaleCanaryUp => {
                 let wanted = held.primary_replicas();
-                self.scale_target(namespace, target_name, wanted).await?;
+                self.scale_target(held, namespace, target_name, wanted).await?;
             }
             Action::RestoreTarget => {
                 let wanted = held.primary_replicas();
-                self.scale_target(namespace, target_name, wanted).await?;
+                self.scale_target(held, namespace, target_name, wanted).await?;
                 // Clients move to the target only once it serves: the apex Service selects its pods
                 // and is no longer the Canary's, so it stays when the generated objects go.
                 if readiness(Some(&held.target), target_name, Timestamp::now()) == crate::engine::Readiness::Ready {
@@ -511,14 +536,14 @@ impl Platform for KubePlatform<'_> {
                         .as_ref()
                         .and_then(|s| s.annotations().get(ORIGINAL_SELECTOR_ANNOTATION).cloned())
                         .and_then(|text| serde_json::from_str(&text).ok())
-                        .unwrap_or_else(|| selector_of(&held.target));
+                        .unwrap_or_else(|| held.target.selector());
                     let apex =
                         service(canary.spec.apex_name(), namespace, selector, canary.spec.service.port, canary.spec);
                     self.apply(&services, &apex).await?;
                     self.apply_route(canary, Routes::with_canary(100, false), decision).await?;
                 }
             }
-            Action::ScaleCanaryToZero => self.scale_target(namespace, target_name, 0).await?,
+            Action::ScaleCanaryToZero => self.scale_target(held, namespace, target_name, 0).await?,
             Action::Promote { revision } => {
                 self.apply_primary(canary, held, revision, held.primary_replicas()).await?;
             }

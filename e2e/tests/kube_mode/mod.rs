@@ -19,6 +19,7 @@ use serin_crds::canary::Canary;
 
 use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
 
+mod daemon_set;
 mod in_cluster;
 mod lifecycle;
 mod namespaces;
@@ -95,6 +96,10 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
         ),
         format!("serin_canary_weight{{workload=\"podinfo-primary\",namespace=\"{ns_name}\"}} 100"),
         format!("serin_canary_status{{name=\"podinfo\",namespace=\"{ns_name}\"}} 1"),
+        format!("serin_canary_total{{namespace=\"{ns_name}\"}} 1"),
+        format!(
+            "serin_canary_phase_duration_seconds_count{{name=\"podinfo\",namespace=\"{ns_name}\",phase=\"Progressing\"}} 1"
+        ),
     ] {
         assert!(text.contains(&line), "{line} not in\n{text}");
     }
@@ -102,6 +107,16 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
     assert_eq!(gates.0, 404, "no gates are kept here: in a cluster they go through the Kubernetes API");
     let opening = http_post(address.port(), "/gates/x/y/promotion/open").await;
     assert_eq!(opening, 404, "and nothing opens one without the Kubernetes API");
+
+    // A deleted Canary's series go with it.
+    ns.api::<Canary>().delete("podinfo", &Default::default()).await.unwrap();
+    eventually("no series left of the deleted Canary", Duration::from_secs(60), || async {
+        let (_, text) =
+            http_get(std::net::Ipv4Addr::LOCALHOST, address.port(), "/metrics").await.map_err(|e| e.to_string())?;
+        let left: Vec<&str> = text.lines().filter(|l| l.contains(&format!("namespace=\"{ns_name}\""))).collect();
+        if left.iter().all(|l| l.starts_with("serin_canary_total")) { Ok(()) } else { Err(format!("{left:#?}")) }
+    })
+    .await;
 
     controller.abort();
     ns.delete().await;

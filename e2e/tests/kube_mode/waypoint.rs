@@ -36,12 +36,18 @@ pub(super) struct Stage {
 impl Stage {
     pub async fn new(prefix: &str) -> Stage {
         let prometheus = install_prometheus(&super::super::support::rig_client().await).await;
-        let ns = namespace_with_target(prefix).await;
+        let stage = Stage::around(namespace_with_target(prefix).await, prometheus).await;
+        ready_deployment(&stage.ns, "podinfo").await;
+        stage
+    }
+
+    /// The stage around `ns`, which holds the target `podinfo` already: the waypoint and the
+    /// user's own Service `podinfo` selecting `app=podinfo`.
+    pub async fn around(ns: TestNamespace, prometheus: Ipv4Addr) -> Stage {
         install_waypoint(&ns).await;
         let mut own = app_service("podinfo");
         own.metadata.namespace = Some(ns.name.clone());
         apply(&ns.api::<Service>(), &own).await;
-        ready_deployment(&ns, "podinfo").await;
         Stage { ns, prometheus, controller: None }
     }
 
@@ -66,7 +72,12 @@ impl Stage {
     /// Applies the Canary with `analysis`, starts the controller (reading the rig's Prometheus),
     /// and waits until the apex Service sends clients to the waypoint.
     pub async fn canary(&mut self, analysis: serde_json::Value) {
-        apply(&self.ns.api::<Canary>(), &canary(&self.ns, analysis)).await;
+        self.canary_object(canary(&self.ns, analysis)).await;
+    }
+
+    /// Applies `object`, starts the controller and waits as [`Stage::canary`] does.
+    pub async fn canary_object(&mut self, object: Canary) {
+        apply(&self.ns.api::<Canary>(), &object).await;
         self.controller = Some(start_controller_with_prometheus(&self.ns, &format!("http://{}:9090", self.prometheus)));
         self.initialized().await;
     }
