@@ -59,3 +59,62 @@ fn remove_object(config: &mut ProxyConfig, object: &str) -> bool {
     }
     config.routes.len() + config.traffic_policies.len() < before
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_config;
+
+    fn config(extra_routes: &str) -> ProxyConfig {
+        let text = format!(
+            r#"
+services:
+  - {{name: a, namespace: test}}
+  - {{name: a-primary, namespace: test, endpoints: [{{address: "127.0.0.1:1"}}]}}
+  - {{name: b, namespace: test}}
+  - {{name: b-primary, namespace: test, endpoints: [{{address: "127.0.0.1:2"}}]}}
+routes:
+  - apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {{name: a, namespace: test}}
+    spec:
+      parentRefs: [{{group: "", kind: Service, name: a}}]
+      rules: [{{backendRefs: [{{name: a-primary, weight: 100}}]}}]
+{extra_routes}
+"#
+        );
+        parse_config("test", &text).unwrap()
+    }
+
+    #[test]
+    fn a_route_the_check_refuses_is_left_out_and_the_rest_is_swapped_in() {
+        let store = ConfigStore::new(ProxyConfig::default()).unwrap();
+        let before = store.load().generation;
+        // Route b names a backend no Service has: only it is left out.
+        let good = config(
+            r#"  - apiVersion: gateway.networking.k8s.io/v1
+    kind: HTTPRoute
+    metadata: {name: b, namespace: test}
+    spec:
+      parentRefs: [{group: "", kind: Service, name: b}]
+      rules: [{backendRefs: [{name: b-primary, weight: 100}]}]"#,
+        );
+        let mut broken = good.clone();
+        broken.routes[1].spec.rules.as_mut().unwrap()[0].backend_refs.as_mut().unwrap()[0].name = "b-missing".into();
+        let applied = apply(&store, broken);
+        assert_eq!(applied.left_out.len(), 1, "{:?}", applied.left_out);
+        assert_eq!(applied.left_out[0].object, "HTTPRoute test/b");
+        assert!(applied.left_out[0].to_string().contains("b-missing"), "{}", applied.left_out[0]);
+        assert!(applied.generation.is_some_and(|g| g > before));
+        let live = store.load();
+        assert_eq!(live.config.routes.len(), 1, "route a stays");
+        assert_eq!(live.config.routes[0].metadata.name.as_deref(), Some("a"));
+
+        // Once fixed, the route comes in.
+        let applied = apply(&store, good);
+        assert!(applied.left_out.is_empty(), "{:?}", applied.left_out);
+        assert_eq!(store.load().config.routes.len(), 2);
+        // The same config again changes nothing.
+        assert_eq!(apply(&store, store.load().config.clone()).generation, None);
+    }
+}
