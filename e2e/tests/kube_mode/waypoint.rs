@@ -19,7 +19,7 @@ use super::super::support::cluster::{
     install_prometheus, install_waypoint, prometheus_query, ready_deployment, start_traffic, traffic_after,
     traffic_pod, traffic_report,
 };
-use super::super::support::{TestNamespace, apply, eventually};
+use super::super::support::{TestNamespace, apply, eventually, http_get};
 use super::{canary, namespace_with_target, set_image, wait_for_phase, weights};
 
 /// Requests per second the client pod sends.
@@ -231,6 +231,7 @@ async fn the_waypoint_replaced_under_traffic_fails_no_request() {
     stage.canary(json!({"interval": "5s", "threshold": 2, "stepWeight": 50, "maxWeight": 50})).await;
     let ns = &stage.ns;
     only_version_from_now_on(client, "v1").await;
+    admin_is_out_of_reach(ns).await;
     let old: Vec<String> = waypoint_pods(ns).await;
 
     // `kubectl rollout restart deployment/serin-waypoint`: every waypoint pod is replaced.
@@ -250,6 +251,22 @@ async fn the_waypoint_replaced_under_traffic_fails_no_request() {
     let whole = traffic_report(client).await.unwrap().since(&before);
     assert_eq!(whole.failed(), 0, "{whole:?}");
     stage.finish().await;
+}
+
+/// From outside a waypoint pod only its metrics port answers, and only with metrics and health:
+/// the admin API (which would show every route) listens on the pod's loopback alone.
+async fn admin_is_out_of_reach(ns: &TestNamespace) {
+    let pods = ns
+        .api::<k8s_openapi::api::core::v1::Pod>()
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=serin-waypoint"))
+        .await
+        .unwrap();
+    for ip in pods.items.iter().filter_map(|p| p.status.as_ref()?.pod_ip.as_ref()?.parse::<Ipv4Addr>().ok()) {
+        let admin = tokio::net::TcpStream::connect((ip, 4191)).await;
+        assert!(admin.is_err(), "the admin port of waypoint {ip} answers from outside the pod");
+        assert_eq!(http_get(ip, 4190, "/ready").await.unwrap().0, 200);
+        assert_eq!(http_get(ip, 4190, "/config").await.unwrap().0, 404, "the metrics port serves no config");
+    }
 }
 
 async fn waypoint_pods(ns: &TestNamespace) -> Vec<String> {
