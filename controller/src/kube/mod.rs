@@ -19,6 +19,7 @@ mod error;
 pub mod leader;
 mod metrics;
 mod platform;
+mod pods;
 pub mod requests;
 mod services;
 mod waypoint;

@@ -19,14 +19,15 @@ use serin_crds::operator_request::OperatorRequest as AnnotatedRequest;
 use super::catalog::{alert_directory, metric_catalog};
 use super::configs::{ConfigRef, config_map_checksum, primary_name, referenced, secret_checksum};
 use super::error::KubeError;
+use super::pods;
 use super::services::service;
 use super::waypoint::{self, WAYPOINT_LABEL};
 use super::workloads::{REVISION_ANNOTATION, Workload, WorkloadKind, primary_from, readiness, template_value};
 use super::{Context, FIELD_MANAGER, FINALIZER};
 use crate::analysis::Subject;
 use crate::engine::{
-    Action, EventKind, HookOutcome, MetricObservation, Observations, OperatorRequest, RolloutDecision, Routes,
-    revision::Revision,
+    Action, EventKind, HookOutcome, MetricObservation, Observations, OperatorRequest, Readiness, RolloutDecision,
+    Routes, revision::Revision,
 };
 use crate::hooks::alerts::{AlertDirectory, AlertMessage};
 use crate::hooks::webhook::HookTarget;
@@ -332,6 +333,20 @@ impl KubePlatform<'_> {
         self.record(EventType::Normal, reason, &message).await;
     }
 
+    /// A pending workload's readiness with what its pods' containers say is wrong, if anything.
+    async fn explained(&self, readiness: Readiness, workload: Option<&Workload>, canary: CanaryRef<'_>) -> Readiness {
+        match (readiness, workload) {
+            (Readiness::Pending { mut reason, since }, Some(workload)) => {
+                if let Some(trouble) = pods::trouble(&self.context.client, canary.namespace, &workload.selector()).await
+                {
+                    reason = format!("{reason}; {trouble}");
+                }
+                Readiness::Pending { reason, since }
+            }
+            (readiness, _) => readiness,
+        }
+    }
+
     /// Records a Warning event on the Canary.
     pub async fn warn(&self, reason: &str, message: &str) {
         self.record(EventType::Warning, reason, message).await;
@@ -421,8 +436,8 @@ impl Platform for KubePlatform<'_> {
             primary_revision: primary
                 .as_ref()
                 .and_then(|p| p.meta().annotations.as_ref()?.get(REVISION_ANNOTATION).cloned()),
-            primary: readiness(primary.as_ref(), &primary_name, now),
-            canary: readiness(Some(&target), &target_ref.name, now),
+            primary: self.explained(readiness(primary.as_ref(), &primary_name, now), primary.as_ref(), canary).await,
+            canary: self.explained(readiness(Some(&target), &target_ref.name, now), Some(&target), canary).await,
             routes,
             deleting: self.canary.metadata.deletion_timestamp.is_some(),
             operator: None,

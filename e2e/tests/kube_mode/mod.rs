@@ -343,7 +343,7 @@ async fn an_image_that_never_runs_fails_on_the_progress_deadline_with_the_primar
     let (ns, controller) = initialized_with_deadline("kube-deadline", 10).await;
     // The pod runner cannot play this image: its pods wait in ErrImagePull and never become ready.
     set_image(&ns, "registry.invalid/podinfo:v9").await;
-    fails_on_the_deadline_with_the_primary_untouched(&ns, 10).await;
+    fails_on_the_deadline_with_the_primary_untouched(&ns, 10, "container app: ErrImagePull").await;
     controller.abort();
     ns.delete().await;
 }
@@ -366,7 +366,7 @@ async fn a_version_that_crash_loops_fails_on_the_progress_deadline_with_the_prim
         if restarted { Ok(()) } else { Err("no restart yet".to_string()) }
     })
     .await;
-    fails_on_the_deadline_with_the_primary_untouched(&ns, 15).await;
+    fails_on_the_deadline_with_the_primary_untouched(&ns, 15, "container app: CrashLoopBackOff after").await;
     controller.abort();
     ns.delete().await;
 }
@@ -382,11 +382,13 @@ async fn initialized_with_deadline(prefix: &str, deadline: i32) -> (TestNamespac
     (ns, controller)
 }
 
-/// The run fails on its progress deadline; the primary and the route are as before it.
-async fn fails_on_the_deadline_with_the_primary_untouched(ns: &TestNamespace, deadline: i32) {
+/// The run fails on its progress deadline, the reason naming the pods' `cause`; the primary and
+/// the route are as before it.
+async fn fails_on_the_deadline_with_the_primary_untouched(ns: &TestNamespace, deadline: i32, cause: &str) {
     let failed = wait_for_phase(ns, CanaryPhase::Failed, Duration::from_secs(90)).await.status.unwrap();
     let reason = failed.last_failure_reason.unwrap_or_default();
     assert!(reason.contains(&format!("progressDeadlineSeconds {deadline}")), "{reason}");
+    assert!(reason.contains(cause) && reason.contains("pod podinfo-"), "{reason}");
     let stalled = failed.conditions.iter().find(|c| c.type_ == "Stalled").map(|c| c.reason.clone());
     assert_eq!(stalled.as_deref(), Some("ProgressDeadlineExceeded"));
     let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
