@@ -266,10 +266,17 @@ impl KubePlatform<'_> {
         self.apply(&api, &primary).await
     }
 
-    /// Adds the controller's finalizer, so a deletion waits for what `revertOnDeletion` restores.
+    /// With `revertOnDeletion`, adds the controller's finalizer, so a deletion waits for what it
+    /// restores; without, removes it (the setting was turned off), so that a Canary never outlives
+    /// the controller by a finalizer nobody will remove (a namespace stuck deleting).
     pub async fn ensure_finalizer(&self, canary: CanaryRef<'_>) -> Result<(), KubeError> {
-        if self.canary.finalizers().iter().any(|f| f == FINALIZER) || self.canary.metadata.deletion_timestamp.is_some()
-        {
+        if self.canary.metadata.deletion_timestamp.is_some() {
+            return Ok(());
+        }
+        if canary.spec.revert_on_deletion != Some(true) {
+            return self.remove_finalizer(canary).await;
+        }
+        if self.canary.finalizers().iter().any(|f| f == FINALIZER) {
             return Ok(());
         }
         let mut finalizers = self.canary.finalizers().to_vec();

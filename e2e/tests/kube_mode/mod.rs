@@ -42,7 +42,10 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
 
     // Bootstrap: the primary runs the target's revision, the Services and the route exist, all
     // traffic goes to the primary and the target is scaled to zero.
-    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    let initialized = wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    // Without revertOnDeletion there is nothing to restore, so no finalizer that would hold the
+    // Canary (and its namespace) once the controller is gone.
+    assert_eq!(initialized.metadata.finalizers, None);
     let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
     assert_eq!(image_of(&primary), "serin-testapp:v1");
     assert_eq!(primary.status.as_ref().and_then(|s| s.ready_replicas), Some(2), "{:?}", primary.status);
