@@ -33,6 +33,9 @@ pub struct KubernetesArgs {
     /// controllers can share a cluster (default: only Canaries without that label).
     #[arg(long)]
     pub instance: Option<String>,
+    /// How many Canaries reconcile at once.
+    #[arg(long, default_value_t = serin_controller::kube::DEFAULT_WORKERS)]
+    pub workers: u16,
     /// Fewer requests than this in a metric's window is not enough evidence to judge.
     #[arg(long, default_value_t = 10)]
     pub min_requests: u64,
@@ -58,6 +61,7 @@ pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
         };
         let mut context = Context::new(client, args.namespace.clone(), metrics);
         context.instance = args.instance.clone();
+        context.workers = args.workers.max(1);
         let context = Arc::new(context);
         let telemetry = context.clone();
         let gates = context.clone();

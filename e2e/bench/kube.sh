@@ -6,14 +6,7 @@
 #   e2e/bench/kube.sh          brings a rig up if none is, runs, prints the table
 #
 # Writes target/bench/kube.md. All traffic stays inside the rig's network namespaces.
-set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-cd "$ROOT"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/serin/target}"
-if ! e2e/rig/rig status >/dev/null 2>&1; then
-  e2e/rig/rig up
-  trap 'e2e/rig/rig down >/dev/null 2>&1 || true' EXIT
-fi
+. "$(dirname "$0")/rig-lib.sh"
 cargo build -p serin-meshproxy -p serin-e2e --bins
 cargo test -p serin-e2e --features rig --test kube_bench --no-run
 e2e/rig/rig exec env SERIN_BENCH_SERVICES="${SERIN_BENCH_SERVICES:-1000}" SERIN_BENCH_ENDPOINTS="${SERIN_BENCH_ENDPOINTS:-10}" \

@@ -75,6 +75,7 @@ pub struct ControllerMetrics {
     weight: Family<WorkloadLabels, Gauge>,
     analysis: Family<MetricLabels, Gauge<f64, AtomicU64>>,
     duration: Family<CanaryLabels, Histogram>,
+    lateness: Histogram,
     phase_duration: Family<PhaseLabels, Histogram>,
     successes: Family<OutcomeLabels, Counter>,
     failures: Family<OutcomeLabels, Counter>,
@@ -110,6 +111,12 @@ impl ControllerMetrics {
         registry.register("canary_metric_analysis", "Last value of each metric of the analysis", analysis.clone());
         let duration: Family<CanaryLabels, Histogram> = Family::new_with_constructor(tick_histogram);
         registry.register("canary_duration_seconds", "Time one reconcile of a Canary took", duration.clone());
+        let lateness = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        registry.register(
+            "canary_reconcile_lateness_seconds",
+            "How long after its requeue time a Canary's tick ran (the controller keeping up, or not)",
+            lateness.clone(),
+        );
         let phase_duration: Family<PhaseLabels, Histogram> = Family::new_with_constructor(phase_histogram);
         registry.register(
             "canary_phase_duration_seconds",
@@ -128,6 +135,7 @@ impl ControllerMetrics {
             weight,
             analysis,
             duration,
+            lateness,
             phase_duration,
             successes,
             failures,
@@ -197,6 +205,11 @@ impl ControllerMetrics {
                 _ => 0,
             };
         }
+    }
+
+    /// A tick that ran `seconds` after it was due.
+    pub fn observe_lateness(&self, seconds: f64) {
+        self.lateness.observe(seconds);
     }
 
     /// Drops every series of a Canary that no longer exists.

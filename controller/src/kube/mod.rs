@@ -28,10 +28,12 @@ mod workloads;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ::kube::core::PartialObjectMeta;
 use ::kube::runtime::controller::{Action as Requeue, Controller};
 use ::kube::runtime::events::{Recorder, Reporter};
 use ::kube::runtime::reflector::{ObjectRef, Store};
-use ::kube::runtime::watcher;
+use ::kube::runtime::utils::Predicate as _;
+use ::kube::runtime::{WatchStreamExt, predicates, watcher};
 use ::kube::{Api, Client, ResourceExt};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -52,6 +54,9 @@ pub const FIELD_MANAGER: &str = "serin-controller";
 /// Holds a Canary's deletion until the target is restored (`revertOnDeletion`).
 pub const FINALIZER: &str = "serin.dev/finalizer";
 
+/// Reconciles at once unless told otherwise (Argo Rollouts runs 10 workers, Flagger 2).
+pub const DEFAULT_WORKERS: u16 = 10;
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -68,6 +73,11 @@ pub struct Context {
     /// Reconcile only Canaries labelled with this controller instance (`None`: only those without
     /// the label); see `serin_crds::CONTROLLER_INSTANCE_LABEL`.
     pub instance: Option<String>,
+    /// How many Canaries reconcile at once: bounded, so that a thousand Canaries waking together
+    /// (a restart, a namespace-wide change) queue up rather than flood the API server and the heap.
+    pub workers: u16,
+    /// When each Canary's next tick is due, to measure how late ticks run.
+    due: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
 }
 
 impl Context {
@@ -86,6 +96,8 @@ impl Context {
             telemetry,
             canaries: Default::default(),
             instance: None,
+            workers: DEFAULT_WORKERS,
+            due: Default::default(),
         }
     }
 
@@ -152,8 +164,26 @@ pub async fn run(context: Arc<Context>) {
         Some(instance) => format!("{label}={instance}"),
         None => format!("!{label}"),
     };
-    let controller = Controller::new(context.api::<Canary>(), watcher::Config::default().labels(&mine));
-    let store = controller.store();
+    let (store, writer) = ::kube::runtime::reflector::store();
+    let canaries = watcher(context.api::<Canary>(), watcher::Config::default().labels(&mine))
+        .default_backoff()
+        // The store holds every Canary for the life of the process; managedFields are about half
+        // of each and nothing here reads them.
+        .modify(|canary| canary.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects()
+        // Only a change by someone else wakes a Canary: its spec, an annotation (an operator
+        // request), its labels, or its deletion. Without this, the controller's own status write
+        // at every tick would wake the Canary once more, doubling the work.
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::labels)
+                .combine(|canary: &Canary| canary.metadata.deletion_timestamp.as_ref().map(|_| 1)),
+            Default::default(),
+        );
+    let controller = Controller::for_stream(canaries, store.clone())
+        .with_config(::kube::runtime::controller::Config::default().concurrency(context.workers));
     let _ = context.canaries.set(store.clone());
     let (deployment_store, daemon_set_store) = (store.clone(), store.clone());
     let config_store = store.clone();
@@ -162,17 +192,19 @@ pub async fn run(context: Arc<Context>) {
         .owns(context.api::<Deployment>(), watcher::Config::default())
         .owns(context.api::<DaemonSet>(), watcher::Config::default())
         // A change to a target workload wakes the Canaries that name it.
-        .watches(context.api::<Deployment>(), watcher::Config::default(), move |deployment| {
+        // Metadata is all a trigger needs: listing and watching whole Deployments, ConfigMaps and
+        // Secrets would cost the controller their bodies (and a Secret's data) for nothing.
+        .watches(context.api::<PartialObjectMeta<Deployment>>(), watcher::Config::default(), move |deployment| {
             canaries_targeting(&deployment_store, "Deployment", &deployment)
         })
-        .watches(context.api::<DaemonSet>(), watcher::Config::default(), move |daemon_set| {
+        .watches(context.api::<PartialObjectMeta<DaemonSet>>(), watcher::Config::default(), move |daemon_set| {
             canaries_targeting(&daemon_set_store, "DaemonSet", &daemon_set)
         })
         // A change to a ConfigMap or Secret may be a new revision of a target in its namespace.
-        .watches(context.api::<ConfigMap>(), watcher::Config::default(), move |config| {
+        .watches(context.api::<PartialObjectMeta<ConfigMap>>(), watcher::Config::default(), move |config| {
             canaries_in(&config_store, config.namespace())
         })
-        .watches(context.api::<Secret>(), watcher::Config::default(), move |secret| {
+        .watches(context.api::<PartialObjectMeta<Secret>>(), watcher::Config::default(), move |secret| {
             canaries_in(&secret_store, secret.namespace())
         })
         .run(reconcile_canary, error_policy, context.clone())
@@ -180,7 +212,9 @@ pub async fn run(context: Arc<Context>) {
             match result {
                 // A deleted Canary (its owned objects going, or its requeue, wake it once more).
                 Err(::kube::runtime::controller::Error::ObjectNotFound(gone)) => {
-                    context.telemetry.forget(gone.namespace.as_deref().unwrap_or_default(), &gone.name);
+                    let key = (gone.namespace.clone().unwrap_or_default(), gone.name.clone());
+                    context.telemetry.forget(&key.0, &key.1);
+                    context.due.lock().expect("schedule lock").remove(&key);
                 }
                 Err(problem) => tracing::debug!(%problem, "reconcile did not complete"),
                 Ok(_) => {}
@@ -215,6 +249,8 @@ async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<
         generation: canary.metadata.generation.unwrap_or(1),
     };
     let started = std::time::Instant::now();
+    let key = (namespace.clone(), name.clone());
+    note_started(&context, &key);
     let mut platform = KubePlatform { context: &context, canary: canary.clone() };
     platform.ensure_finalizer(reference).await?;
     let reconciled = match reconcile(&mut platform, reference).await {
@@ -243,6 +279,7 @@ async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<
                 platform.warn(reason, &problem.to_string()).await;
             }
             tracing::warn!(canary = %reference.key(), %problem, label = problem.label(), "cannot run");
+            note_next(&context, key, Duration::from_secs(60));
             return Ok(Requeue::requeue(Duration::from_secs(60)));
         }
         Err(problem) => return Err(problem),
@@ -251,7 +288,23 @@ async fn reconcile_canary(canary: Arc<Canary>, context: Arc<Context>) -> Result<
     let before = canary.status.as_ref();
     context.telemetry.observe(&namespace, &name, &canary.spec, before, status, started.elapsed().as_secs_f64());
     reconciled.log(&reference.key(), canary.status.as_ref());
+    note_next(&context, key, reconciled.decision.requeue_after);
     Ok(Requeue::requeue(reconciled.decision.requeue_after))
+}
+
+/// Records how late this tick runs against the time it was due, if it was scheduled (a tick woken
+/// early by a change is not late).
+fn note_started(context: &Context, key: &(String, String)) {
+    let now = std::time::Instant::now();
+    let was_due = context.due.lock().expect("schedule lock").remove(key);
+    if let Some(was_due) = was_due.filter(|d| *d <= now) {
+        context.telemetry.observe_lateness(now.duration_since(was_due).as_secs_f64());
+    }
+}
+
+/// Records when the next tick is due.
+fn note_next(context: &Context, key: (String, String), after: Duration) {
+    context.due.lock().expect("schedule lock").insert(key, std::time::Instant::now() + after);
 }
 
 fn error_policy(canary: Arc<Canary>, problem: &KubeError, _context: Arc<Context>) -> Requeue {
