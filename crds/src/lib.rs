@@ -15,6 +15,7 @@ pub mod duration;
 pub mod manifest;
 pub mod metric_template;
 pub mod operator_request;
+pub mod revision;
 pub mod traffic_policy;
 pub mod validation;
 

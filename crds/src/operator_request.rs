@@ -153,6 +153,14 @@ impl OperatorRequest {
     }
 }
 
+/// The request a Canary's annotation holds that the controller has not acted on yet, given the
+/// annotation's value and `status.lastHandledRequest`: whoever writes a request must not overwrite
+/// it. A malformed value is not pending (the controller refused it, with an event saying why).
+pub fn pending(annotation: Option<&str>, last_handled: Option<&str>) -> Option<OperatorRequest> {
+    let request = OperatorRequest::parse(annotation?).ok()?;
+    (last_handled != Some(request.id.as_str())).then_some(request)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,71 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
-use sha2::{Digest, Sha256};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-/// A config the pods use: `configmap/<name>` or `secret/<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ConfigRef {
-    ConfigMap(String),
-    Secret(String),
-}
-
-impl ConfigRef {
-    /// How it is named in `status.trackedConfigs` and in the revision.
-    pub fn key(&self) -> String {
-        match self {
-            ConfigRef::ConfigMap(name) => format!("configmap/{name}"),
-            ConfigRef::Secret(name) => format!("secret/{name}"),
-        }
-    }
-}
+pub use serin_crds::revision::{ConfigRef, config_map_checksum, referenced, secret_checksum};
 
 /// The name of a config's copy for the primary.
 pub fn primary_name(name: &str) -> String {
     format!("{name}-primary")
-}
-
-/// Every ConfigMap and Secret the template refers to: volumes, `envFrom` and `valueFrom`, in every
-/// container and init container.
-pub fn referenced(template: &PodTemplateSpec) -> BTreeSet<ConfigRef> {
-    let mut found = BTreeSet::new();
-    let Some(spec) = &template.spec else { return found };
-    for volume in spec.volumes.iter().flatten() {
-        if let Some(config_map) = &volume.config_map {
-            found.insert(ConfigRef::ConfigMap(config_map.name.clone()));
-        }
-        if let Some(name) = volume.secret.as_ref().and_then(|s| s.secret_name.clone()) {
-            found.insert(ConfigRef::Secret(name));
-        }
-        for source in volume.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
-            if let Some(config_map) = &source.config_map {
-                found.insert(ConfigRef::ConfigMap(config_map.name.clone()));
-            }
-            if let Some(secret) = &source.secret {
-                found.insert(ConfigRef::Secret(secret.name.clone()));
-            }
-        }
-    }
-    for container in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
-        for from in container.env_from.iter().flatten() {
-            if let Some(config_map) = &from.config_map_ref {
-                found.insert(ConfigRef::ConfigMap(config_map.name.clone()));
-            }
-            if let Some(secret) = &from.secret_ref {
-                found.insert(ConfigRef::Secret(secret.name.clone()));
-            }
-        }
-        for value_from in container.env.iter().flatten().filter_map(|e| e.value_from.as_ref()) {
-            if let Some(key) = &value_from.config_map_key_ref {
-                found.insert(ConfigRef::ConfigMap(key.name.clone()));
-            }
-            if let Some(key) = &value_from.secret_key_ref {
-                found.insert(ConfigRef::Secret(key.name.clone()));
-            }
-        }
-    }
-    found
 }
 
 /// Points every reference to a tracked config at its `-primary` copy.
@@ -120,41 +62,10 @@ pub fn use_primary_copies(template: &mut PodTemplateSpec, tracked: &BTreeSet<Con
     }
 }
 
-/// A checksum of a ConfigMap's data (text and binary), stable across processes.
-pub fn config_map_checksum(config_map: &ConfigMap) -> String {
-    let mut hasher = Sha256::new();
-    for (key, value) in config_map.data.iter().flatten() {
-        hash_entry(&mut hasher, key, value.as_bytes());
-    }
-    for (key, value) in config_map.binary_data.iter().flatten() {
-        hash_entry(&mut hasher, key, &value.0);
-    }
-    hex(&hasher.finalize())
-}
-
-/// A checksum of a Secret's data.
-pub fn secret_checksum(secret: &Secret) -> String {
-    let mut hasher = Sha256::new();
-    for (key, value) in secret.data.iter().flatten() {
-        hash_entry(&mut hasher, key, &value.0);
-    }
-    hex(&hasher.finalize())
-}
-
-fn hash_entry(hasher: &mut Sha256, key: &str, value: &[u8]) {
-    hasher.update(key.as_bytes());
-    hasher.update([0]);
-    hasher.update(value);
-    hasher.update([0]);
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
 
     fn template() -> PodTemplateSpec {
         serde_json::from_value(serde_json::json!({"spec": {

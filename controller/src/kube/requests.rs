@@ -13,7 +13,7 @@ use ::kube::runtime::reflector::ObjectRef;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use serin_crds::canary::Canary;
-use serin_crds::operator_request::{ANNOTATION, OperatorRequest};
+use serin_crds::operator_request::{ANNOTATION, OperatorRequest, pending};
 
 use super::{Context, FIELD_MANAGER};
 
@@ -168,9 +168,7 @@ impl ClusterRequests {
             });
         }
         let held = canary.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION));
-        if let Some(Ok(pending)) = held.map(|text| OperatorRequest::parse(text))
-            && handled.as_deref() != Some(pending.id.as_str())
-        {
+        if let Some(pending) = pending(held.map(String::as_str), handled.as_deref()) {
             return Err(Refused::Pending {
                 namespace: namespace.into(),
                 name: name.into(),

@@ -19,8 +19,7 @@ use crate::engine::Readiness;
 /// The annotation on the primary naming the revision it runs.
 pub const REVISION_ANNOTATION: &str = "serin.dev/revision";
 
-/// The node selector that keeps a DaemonSet's pods off every node.
-pub const SCALE_TO_ZERO_LABEL: &str = "serin.dev/scale-to-zero";
+pub use serin_crds::revision::SCALE_TO_ZERO_LABEL;
 
 /// The kinds a Canary can target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,20 +77,11 @@ impl Workload {
 
     /// The pod template as the user wrote it: without the controller's scale-to-zero selector.
     pub fn template(&self) -> PodTemplateSpec {
-        let mut template = match self {
-            Workload::Deployment(d) => d.spec.as_ref().map(|s| s.template.clone()),
-            Workload::DaemonSet(d) => d.spec.as_ref().map(|s| s.template.clone()),
-        }
-        .unwrap_or_default();
-        if let Some(spec) = template.spec.as_mut()
-            && let Some(selector) = spec.node_selector.as_mut()
-        {
-            selector.remove(SCALE_TO_ZERO_LABEL);
-            if selector.is_empty() {
-                spec.node_selector = None;
-            }
-        }
-        template
+        let template = match self {
+            Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
+            Workload::DaemonSet(d) => d.spec.as_ref().map(|s| &s.template),
+        };
+        template.map(serin_crds::revision::user_template).unwrap_or_default()
     }
 
     /// The pod labels the workload's selector picks (for its Service).
