@@ -30,6 +30,7 @@ const PARALLEL: usize = 16;
 async fn bench_controller_with_many_canaries() {
     let count: usize = std::env::var("SERIN_BENCH_CANARIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let interval = std::env::var("SERIN_BENCH_INTERVAL").unwrap_or_else(|_| "30s".into());
+    let workers = std::env::var("SERIN_BENCH_WORKERS").unwrap_or_else(|_| "10".into());
     let binary = std::env::var("SERIN_CONTROLLER_BIN").expect("SERIN_CONTROLLER_BIN: the serin-controller to measure");
     let client = rig_client().await;
     install_crds(&client).await;
@@ -59,7 +60,7 @@ async fn bench_controller_with_many_canaries() {
 
     let port = free_port();
     let mut controller = tokio::process::Command::new(&binary)
-        .args(["kubernetes", "--namespace", &ns.name, "--api", &format!("127.0.0.1:{port}")])
+        .args(["kubernetes", "--namespace", &ns.name, "--api", &format!("127.0.0.1:{port}"), "--workers", &workers])
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()
@@ -97,9 +98,9 @@ async fn bench_controller_with_many_canaries() {
 
     let _ = controller.kill().await;
     let mut table = format!(
-        "## The controller with {count} Canaries (interval {interval})\n\n\
-         | phase | wall s | CPU s | CPU % of one core | RSS MiB at end | peak RSS MiB | ticks late: p50 / p99 / max bucket s (count) |\n\
-         |---|---|---|---|---|---|---|\n"
+        "## The controller with {count} Canaries (interval {interval}, {workers} workers)\n\n\
+         | phase | wall s | CPU s | CPU % of one core | RSS MiB at end | peak RSS MiB | mean tick ms | ticks late: p50 / p99 / max bucket s (count) |\n\
+         |---|---|---|---|---|---|---|---|\n"
     );
     for row in &rows {
         table.push_str(&row.line());
@@ -222,6 +223,8 @@ struct Row {
     rss_kib: u64,
     peak_kib: u64,
     lateness: String,
+    /// Mean time one tick took in this phase, from the controller's tick-duration histograms.
+    mean_tick_ms: f64,
 }
 
 impl Row {
@@ -234,7 +237,10 @@ impl Row {
         port: u16,
     ) -> Row {
         let rss_kib = rss_kib(pid).unwrap_or(0);
+        let (sum, count) = tick_totals(port).await;
+        let (sum_before, count_before) = std::mem::replace(&mut *TICKS.lock().unwrap(), (sum, count));
         Row {
+            mean_tick_ms: 1000.0 * (sum - sum_before) / (count - count_before).max(1.0),
             label,
             wall: since.elapsed().as_secs_f64(),
             cpu: cpu_seconds(pid) - cpu_before,
@@ -246,13 +252,14 @@ impl Row {
 
     fn line(&self) -> String {
         format!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} |\n",
+            "| {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {} |\n",
             self.label,
             self.wall,
             self.cpu,
             100.0 * self.cpu / self.wall,
             self.rss_kib as f64 / 1024.0,
             self.peak_kib as f64 / 1024.0,
+            self.mean_tick_ms,
             self.lateness
         )
     }
@@ -272,6 +279,21 @@ fn cpu_seconds(pid: u32) -> f64 {
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command; 100 ticks a second.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The tick-duration totals at the end of the last phase measured.
+static TICKS: Mutex<(f64, f64)> = Mutex::new((0.0, 0.0));
+
+/// Seconds spent in ticks and ticks run so far, summed over every Canary.
+async fn tick_totals(port: u16) -> (f64, f64) {
+    let Ok((200, text)) = http_get(std::net::Ipv4Addr::LOCALHOST, port, "/metrics").await else { return (0.0, 0.0) };
+    let total = |suffix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("serin_canary_duration_seconds_{suffix}{{")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    (total("sum"), total("count"))
 }
 
 /// p50, p99 and the highest bucket of the controller's lateness histogram.
