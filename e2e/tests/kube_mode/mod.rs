@@ -24,6 +24,7 @@ mod in_cluster;
 mod lifecycle;
 mod namespaces;
 mod operator_api;
+mod plugin;
 mod strategies;
 mod waypoint;
 use super::app_deployment;
@@ -403,23 +404,7 @@ async fn fails_on_the_deadline_with_the_primary_untouched(ns: &TestNamespace, de
 
 #[tokio::test]
 async fn a_confirm_promotion_gate_in_the_cluster_holds_until_opened_through_the_annotation() {
-    let ns = namespace_with_target("kube-gates").await;
-    let (controller, context) = start_controller_with_context(&ns);
-    // The controller's API, answering gate checks from the Canaries' status.
-    let gates = context.clone();
-    let api = serin_controller::api::Api {
-        gates: None,
-        gate_check: Some(Arc::new(move |namespace, name, gate| gates.gate_is_open(namespace, name, gate))),
-        status: None,
-        metrics: None,
-        requests: None,
-    };
-    let address = serin_controller::api::start("127.0.0.1:0".parse().unwrap(), Arc::new(api)).await.unwrap();
-    let url = format!("http://{address}/gates/{}/podinfo/promotion", ns.name);
-    let analysis = json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50,
-        "webhooks": [{"type": "confirm-promotion", "name": "approval", "url": url}]});
-    apply(&ns.api::<Canary>(), &canary(&ns, analysis)).await;
-    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    let (ns, controller, address) = initialized_behind_a_promotion_gate("kube-gates").await;
 
     set_image(&ns, "serin-testapp:v2").await;
     wait_for_phase(&ns, CanaryPhase::WaitingPromotion, Duration::from_secs(120)).await;
@@ -600,6 +585,37 @@ async fn an_autoscaled_target_gets_a_primary_autoscaler() {
     assert_eq!((spec.min_replicas, spec.max_replicas), (Some(2), 4));
     controller.abort();
     ns.delete().await;
+}
+
+/// A namespace whose Canary, with a confirm-promotion webhook asking the controller's API (at the
+/// address returned), is initialized; the controller runs.
+async fn initialized_behind_a_promotion_gate(
+    prefix: &str,
+) -> (TestNamespace, tokio::task::JoinHandle<()>, std::net::SocketAddr) {
+    let ns = namespace_with_target(prefix).await;
+    let (controller, context) = start_controller_with_context(&ns);
+    let address = serve_api(&context, false).await;
+    let url = format!("http://{address}/gates/{}/podinfo/promotion", ns.name);
+    let analysis = json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50,
+        "webhooks": [{"type": "confirm-promotion", "name": "approval", "url": url}]});
+    apply(&ns.api::<Canary>(), &canary(&ns, analysis)).await;
+    wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
+    (ns, controller, address)
+}
+
+/// The controller's API as `serin-controller kubernetes` serves it for `context`: gate checks
+/// from the Canaries' status and, with `requests`, operator requests with a bearer token.
+async fn serve_api(context: &Arc<serin_controller::kube::Context>, requests: bool) -> std::net::SocketAddr {
+    let gates = context.clone();
+    let sink = serin_controller::kube::requests::ClusterRequests { context: context.clone() };
+    let api = serin_controller::api::Api {
+        gates: None,
+        gate_check: Some(Arc::new(move |namespace, name, gate| gates.gate_is_open(namespace, name, gate))),
+        status: None,
+        metrics: None,
+        requests: requests.then(|| serin_controller::api::RequestSink::Cluster(Arc::new(sink))),
+    };
+    serin_controller::api::start("127.0.0.1:0".parse().unwrap(), Arc::new(api)).await.unwrap()
 }
 
 /// A plain HTTP/1.1 POST with no body to 127.0.0.1:`port`; returns the status code.

@@ -1,7 +1,6 @@
 //! Operator requests through the controller's HTTP API in a cluster: only a bearer token whose
 //! owner may patch the Canary changes a rollout; gate checks stay open.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -10,27 +9,19 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::PostParams;
 use serde_json::json;
-use serin_controller::api::{Api, RequestSink};
-use serin_controller::kube::requests::ClusterRequests;
 use serin_crds::CanaryPhase;
 use serin_crds::canary::Canary;
 
 use super::super::support::{TestNamespace, apply, eventually};
-use super::{canary, image_of, namespace_with_target, set_image, start_controller_with_context, wait_for_phase};
+use super::{
+    canary, image_of, namespace_with_target, serve_api, set_image, start_controller_with_context, wait_for_phase,
+};
 
 #[tokio::test]
 async fn gates_and_requests_on_the_api_need_a_token_allowed_to_patch_the_canary() {
     let ns = namespace_with_target("kube-api-auth").await;
     let (controller, context) = start_controller_with_context(&ns);
-    let gates = context.clone();
-    let api = Api {
-        gates: None,
-        gate_check: Some(Arc::new(move |namespace, name, gate| gates.gate_is_open(namespace, name, gate))),
-        status: None,
-        metrics: None,
-        requests: Some(RequestSink::Cluster(Arc::new(ClusterRequests { context: context.clone() }))),
-    };
-    let port = serin_controller::api::start("127.0.0.1:0".parse().unwrap(), Arc::new(api)).await.unwrap().port();
+    let port = serve_api(&context, true).await.port();
     let gate_url = |gate: &str| format!("http://127.0.0.1:{port}/gates/{}/podinfo/{gate}", ns.name);
     let analysis = json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50, "webhooks": [
         {"type": "confirm-rollout", "name": "start", "url": gate_url("rollout")},

@@ -1,0 +1,72 @@
+//! `kubectl serin` against the rig: the request commands and `wait`, the CI gate, with each of its
+//! exit codes, run as CI runs it (the binary, with the kubeconfig).
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use serin_crds::canary::Canary;
+
+use super::super::support::eventually;
+use super::{image_of, initialized_behind_a_promotion_gate, set_image};
+
+#[tokio::test]
+async fn kubectl_serin_wait_passes_only_for_the_current_revision_and_requests_steer_the_run() {
+    let (ns, controller, _) = initialized_behind_a_promotion_gate("plugin").await;
+    let n = ns.name.as_str();
+
+    // v1 was promoted at bootstrap.
+    let (code, out) = plugin(&["wait", "podinfo", "-n", n, "--timeout", "60s"]).await;
+    assert_eq!(code, 0, "{out}");
+
+    // A new image: right after the push the Canary still shows v1's success, which must not pass.
+    // The run then holds at the closed promotion gate: `--for paused` ends there (3), a plain wait
+    // runs out of time (2).
+    set_image(&ns, "serin-testapp:v2").await;
+    let (code, out) = plugin(&["wait", "podinfo", "-n", n, "--for", "paused", "--timeout", "120s"]).await;
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("waiting for approval: WaitingPromotion"), "{out}");
+    let (code, out) = plugin(&["wait", "podinfo", "-n", n, "--timeout", "3s"]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("timed out"), "{out}");
+
+    // Opening the gate with the plugin: it says what the controller answered, and the wait passes.
+    let (code, out) = plugin(&["gate", "open", "promotion", "podinfo", "-n", n]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the controller acted on it") && out.contains("open gates: promotion"), "{out}");
+    let (code, out) = plugin(&["wait", "podinfo", "-n", n, "--timeout", "120s"]).await;
+    assert_eq!(code, 0, "{out}");
+    let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
+    assert_eq!(image_of(&primary), "serin-testapp:v2");
+
+    // The next image, aborted mid-run: the wait fails (1) with the reason.
+    set_image(&ns, "serin-testapp:v3").await;
+    eventually("v3 under analysis", Duration::from_secs(120), || async {
+        let status = ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+        if status.phase.is_running() { Ok(()) } else { Err(format!("{status:?}")) }
+    })
+    .await;
+    let (code, out) = plugin(&["abort", "podinfo", "-n", n]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("abort requested") && out.contains("the controller acted on it"), "{out}");
+    let (code, out) = plugin(&["wait", "podinfo", "-n", n, "--timeout", "120s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("failed"), "{out}");
+
+    // Errors name what and where.
+    let (code, out) = plugin(&["promote", "nothing-here", "-n", n]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("no Canary {n}/nothing-here")), "{out}");
+    controller.abort();
+    ns.delete().await;
+}
+
+/// Runs `kubectl-serin ARGS` (built next to the test binaries) with the rig's kubeconfig; returns
+/// its exit code and its output (stdout then stderr).
+async fn plugin(args: &[&str]) -> (i32, String) {
+    let deps = std::env::current_exe().unwrap();
+    let binary = deps.parent().and_then(|d| d.parent()).unwrap().join("kubectl-serin");
+    assert!(binary.exists(), "{} is not built (cargo build -p kubectl-serin)", binary.display());
+    let output = tokio::process::Command::new(&binary).args(args).output().await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.code().unwrap_or(-1), text)
+}

@@ -1,0 +1,109 @@
+//! `kubectl serin`: steer Serin rollouts and gate CI on them. kubectl finds this binary on PATH as
+//! `kubectl-serin`; it reads the same kubeconfig kubectl does.
+//!
+//! Exit codes of `wait`: 0 promoted, 1 failed or aborted, 2 timed out, 3 waiting for approval (with
+//! `--for paused`). Every other command exits 1 on an error, naming what and where.
+
+mod request;
+mod revision;
+mod wait;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serin_crds::operator_request::RequestAction;
+
+#[derive(Parser)]
+#[command(name = "kubectl serin", version, about = "Steer Serin rollouts and gate CI on them")]
+struct Cli {
+    /// The Canary's namespace (default: the kubeconfig context's).
+    #[arg(short, long, global = true)]
+    namespace: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Skip what is left of the analysis and gates, and promote now.
+    Promote { name: String },
+    /// Roll back now.
+    Abort { name: String },
+    /// Hold the current step (safety checks still act).
+    Pause { name: String },
+    /// Go on from a pause.
+    Resume { name: String },
+    /// Run a failed revision again.
+    Retry { name: String },
+    /// Open or close a gate (rollout, traffic-increase, promotion, rollback).
+    Gate {
+        #[arg(value_parser = ["open", "close"])]
+        change: String,
+        #[arg(value_parser = serin_crds::operator_request::GATES)]
+        gate: String,
+        name: String,
+    },
+    /// Wait for the rollout of the target's current revision: exit 0 promoted, 1 failed or
+    /// aborted, 2 timed out, 3 waiting for approval (with --for paused).
+    Wait {
+        name: String,
+        #[arg(long = "for", value_enum, default_value_t = wait::WaitFor::Promoted)]
+        wanted: wait::WaitFor,
+        /// How long to wait, e.g. 10m, 90s, 1h.
+        #[arg(long, default_value = "30m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    serin_crds::duration::parse(text).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("kubectl serin: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| anyhow::anyhow!("no Kubernetes API to talk to (check KUBECONFIG or the current context): {e}"))?;
+    let namespace = cli.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let (name, action, gate) = match cli.command {
+        Command::Wait { name, wanted, timeout } => {
+            let outcome = wait::wait(&client, &namespace, &name, wanted, timeout).await?;
+            match &outcome {
+                wait::Outcome::Promoted => println!("promoted"),
+                wait::Outcome::Failed(reason) => println!("failed: {reason}"),
+                wait::Outcome::TimedOut => println!("timed out after {}", humanize(timeout)),
+                wait::Outcome::WaitingForApproval(why) => println!("waiting for approval: {why}"),
+            }
+            return Ok(outcome.code());
+        }
+        Command::Promote { name } => (name, RequestAction::Promote, None),
+        Command::Abort { name } => (name, RequestAction::Abort, None),
+        Command::Pause { name } => (name, RequestAction::Pause, None),
+        Command::Resume { name } => (name, RequestAction::Resume, None),
+        Command::Retry { name } => (name, RequestAction::Retry, None),
+        Command::Gate { change, gate, name } => {
+            let action = if change == "open" { RequestAction::OpenGate } else { RequestAction::CloseGate };
+            (name, action, Some(gate))
+        }
+    };
+    let answer = request::send(&client, &namespace, &name, action, gate.as_deref()).await?;
+    println!("{answer}");
+    Ok(0)
+}
+
+fn humanize(duration: Duration) -> String {
+    format!("{}s", duration.as_secs())
+}
