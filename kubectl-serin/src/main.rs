@@ -4,6 +4,7 @@
 //! Exit codes of `wait`: 0 promoted, 1 failed or aborted, 2 timed out, 3 waiting for approval (with
 //! `--for paused`). Every other command exits 1 on an error, naming what and where.
 
+mod get;
 mod request;
 mod revision;
 mod wait;
@@ -26,6 +27,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// One Canary, or those of the namespace: name, strategy, phase, weight, step, failed checks,
+    /// last transition.
+    Get {
+        name: Option<String>,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        #[arg(short, long, value_enum)]
+        output: Option<get::Output>,
+    },
+    /// The Canaries of the namespace (or of all, with -A), as `get` prints them.
+    List {
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        #[arg(short, long, value_enum)]
+        output: Option<get::Output>,
+    },
     /// Skip what is left of the analysis and gates, and promote now.
     Promote { name: String },
     /// Roll back now.
@@ -79,6 +97,21 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         .map_err(|e| anyhow::anyhow!("no Kubernetes API to talk to (check KUBECONFIG or the current context): {e}"))?;
     let namespace = cli.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
     let (name, action, gate) = match cli.command {
+        Command::Get { name, all_namespaces, output } => {
+            if all_namespaces && name.is_some() {
+                anyhow::bail!("a Canary is named within one namespace: drop -A or the name");
+            }
+            let scope = (!all_namespaces).then_some(namespace.as_str());
+            let found = get::canaries(&client, scope, name.as_deref()).await?;
+            print!("{}", get::render(&found, output, all_namespaces)?);
+            return Ok(0);
+        }
+        Command::List { all_namespaces, output } => {
+            let scope = (!all_namespaces).then_some(namespace.as_str());
+            let found = get::canaries(&client, scope, None).await?;
+            print!("{}", get::render(&found, output, all_namespaces)?);
+            return Ok(0);
+        }
         Command::Wait { name, wanted, timeout } => {
             let outcome = wait::wait(&client, &namespace, &name, wanted, timeout).await?;
             match &outcome {

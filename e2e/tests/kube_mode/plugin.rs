@@ -28,6 +28,12 @@ async fn kubectl_serin_wait_passes_only_for_the_current_revision_and_requests_st
     let (code, out) = plugin(&["wait", "podinfo", "-n", n, "--timeout", "3s"]).await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("timed out"), "{out}");
+    let (code, out) = plugin(&["get", "podinfo", "-n", n]).await;
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<Vec<&str>> =
+        out.lines().map(|l| l.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect()).collect();
+    assert_eq!(lines[0], ["NAME", "STRATEGY", "PHASE", "WEIGHT", "STEP", "FAILED CHECKS", "LAST TRANSITION"], "{out}");
+    assert_eq!(lines[1][..6], ["podinfo", "canary", "WaitingPromotion", "50%", "1/1", "0/5"], "{out}");
 
     // Opening the gate with the plugin: it says what the controller answered, and the wait passes.
     let (code, out) = plugin(&["gate", "open", "promotion", "podinfo", "-n", n]).await;
@@ -37,6 +43,14 @@ async fn kubectl_serin_wait_passes_only_for_the_current_revision_and_requests_st
     assert_eq!(code, 0, "{out}");
     let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
     assert_eq!(image_of(&primary), "serin-testapp:v2");
+    let (code, out) = plugin(&["list", "-A", "-o", "json"]).await;
+    assert_eq!(code, 0, "{out}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ours = list["items"].as_array().unwrap().iter().find(|c| c["metadata"]["namespace"] == n).unwrap();
+    assert_eq!(ours["status"]["phase"], "Succeeded");
+    let (code, out) = plugin(&["list", "-A", "-o", "wide"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("NAMESPACE") && out.contains("Deployment/podinfo"), "{out}");
 
     // The next image, aborted mid-run: the wait fails (1) with the reason.
     set_image(&ns, "serin-testapp:v3").await;
