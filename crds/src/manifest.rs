@@ -49,8 +49,8 @@ pub struct FieldProblem {
 
 const TOP_LEVEL_KEYS: [&str; 5] = ["apiVersion", "kind", "metadata", "spec", "status"];
 
-/// Reads every document of a YAML stream. `source_name` (a path, usually) is used in errors.
-pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
+/// The documents of a YAML stream, each as JSON.
+fn documents(source_name: &str, text: &str) -> Result<Vec<Value>, ManifestError> {
     // Manifests are the operator's own files, and a folder may hold thousands of Canaries in one
     // stream: the parser's default budget (1,024 documents, 250,000 nodes) is raised to fit them,
     // still bounded.
@@ -63,24 +63,47 @@ pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, Manifes
     };
     let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
         .map_err(|e| ManifestError::Yaml { source_name: source_name.to_string(), message: e.to_string() })?;
-    documents
+    Ok(documents)
+}
+
+/// Reads every document of a YAML stream. `source_name` (a path, usually) is used in errors.
+pub fn parse_all(source_name: &str, text: &str) -> Result<Vec<Manifest>, ManifestError> {
+    documents(source_name, text)?
         .into_iter()
         .enumerate()
         .filter(|(_, doc)| !doc.is_null())
-        .map(|(i, doc)| parse_document(source_name, i + 1, doc))
+        .map(|(i, doc)| check_document(source_name, i + 1, doc).map_err(|mut all| all.remove(0)))
         .collect()
 }
 
-fn parse_document(source_name: &str, document: usize, doc: Value) -> Result<Manifest, ManifestError> {
+/// Every problem of every document, not only the first: what `kubectl serin lint` reports.
+pub fn lint(source_name: &str, text: &str) -> (usize, Vec<ManifestError>) {
+    let documents = match documents(source_name, text) {
+        Ok(documents) => documents,
+        Err(error) => return (0, vec![error]),
+    };
+    let mut count = 0;
+    let mut problems = Vec::new();
+    for (i, doc) in documents.into_iter().enumerate().filter(|(_, doc)| !doc.is_null()) {
+        count += 1;
+        if let Err(found) = check_document(source_name, i + 1, doc) {
+            problems.extend(found);
+        }
+    }
+    (count, problems)
+}
+
+/// Checks one document; every rule it breaks once it is well-typed, else the first problem.
+fn check_document(source_name: &str, document: usize, doc: Value) -> Result<Manifest, Vec<ManifestError>> {
     let doc_err = |message: String| ManifestError::Document { source_name: source_name.to_string(), document, message };
     let Value::Object(map) = &doc else {
-        return Err(doc_err("expected a mapping with apiVersion, kind and metadata".to_string()));
+        return Err(vec![doc_err("expected a mapping with apiVersion, kind and metadata".to_string())]);
     };
     let text = |key: &str| map.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
     let (api_version, kind) = (text("apiVersion"), text("kind"));
     let name = map.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or_default().to_string();
     if api_version.is_empty() || kind.is_empty() {
-        return Err(doc_err("missing apiVersion or kind".to_string()));
+        return Err(vec![doc_err("missing apiVersion or kind".to_string())]);
     }
     let field_err = |field: String, message: String| {
         ManifestError::Field(Box::new(FieldProblem {
@@ -93,64 +116,67 @@ fn parse_document(source_name: &str, document: usize, doc: Value) -> Result<Mani
         }))
     };
     if api_version == "flagger.app/v1beta1" {
-        return Err(field_err(
+        return Err(vec![field_err(
             "apiVersion".into(),
             format!("this is a Flagger object; change apiVersion to {API_VERSION} (the fields are the same)"),
-        ));
+        )]);
     }
     if api_version != API_VERSION {
         return Ok(Manifest::Other { api_version, kind, name, value: doc });
     }
     if name.is_empty() {
-        return Err(field_err("metadata.name".into(), "is required".into()));
+        return Err(vec![field_err("metadata.name".into(), "is required".into())]);
     }
     // The generated root types accept any top-level key; a typo there must not vanish silently.
     if let Some(unknown) = map.keys().find(|k| !TOP_LEVEL_KEYS.contains(&k.as_str())) {
-        return Err(field_err(
+        return Err(vec![field_err(
             unknown.clone(),
             format!("unknown field, expected one of {}", TOP_LEVEL_KEYS.join(", ")),
-        ));
+        )]);
     }
     if kind == "Canary" && map.get("spec").and_then(|s| s.get("canaryAnalysis")).is_some() {
-        return Err(field_err(
+        return Err(vec![field_err(
             "spec.canaryAnalysis".into(),
             "Flagger's deprecated name for spec.analysis: rename it to analysis".into(),
-        ));
+        )]);
     }
     let manifest = match kind.as_str() {
         "Canary" => {
-            let canary: Canary = typed(doc).map_err(|(f, m)| field_err(f, m))?;
-            first_error(validation::validate_canary(&canary.spec)).map_err(|e| field_err(e.path, e.message))?;
+            let canary: Canary = typed(doc).map_err(|(f, m)| vec![field_err(f, m)])?;
+            all_errors(validation::validate_canary(&canary.spec), &field_err)?;
             Manifest::Canary(Box::new(canary))
         }
-        "MetricTemplate" => Manifest::MetricTemplate(Box::new(typed(doc).map_err(|(f, m)| field_err(f, m))?)),
+        "MetricTemplate" => Manifest::MetricTemplate(Box::new(typed(doc).map_err(|(f, m)| vec![field_err(f, m)])?)),
         "AlertProvider" => {
-            let provider: AlertProvider = typed(doc).map_err(|(f, m)| field_err(f, m))?;
+            let provider: AlertProvider = typed(doc).map_err(|(f, m)| vec![field_err(f, m)])?;
             if provider.spec.address.is_none() && provider.spec.secret_ref.is_none() {
-                return Err(field_err("spec".into(), "set address or secretRef".into()));
+                return Err(vec![field_err("spec".into(), "set address or secretRef".into())]);
             }
             Manifest::AlertProvider(Box::new(provider))
         }
         "TrafficPolicy" => {
-            let policy: TrafficPolicy = typed(doc).map_err(|(f, m)| field_err(f, m))?;
-            first_error(validation::validate_traffic_policy(&policy.spec)).map_err(|e| field_err(e.path, e.message))?;
+            let policy: TrafficPolicy = typed(doc).map_err(|(f, m)| vec![field_err(f, m)])?;
+            all_errors(validation::validate_traffic_policy(&policy.spec), &field_err)?;
             Manifest::TrafficPolicy(Box::new(policy))
         }
         other => {
-            return Err(field_err(
+            return Err(vec![field_err(
                 "kind".into(),
                 format!("{API_VERSION} has no kind {other:?} (Canary, MetricTemplate, AlertProvider, TrafficPolicy)"),
-            ));
+            )]);
         }
     };
     Ok(manifest)
 }
 
-fn first_error(errors: Vec<FieldError>) -> Result<(), FieldError> {
-    match errors.into_iter().next() {
-        Some(e) => Err(e),
-        None => Ok(()),
+fn all_errors(
+    errors: Vec<FieldError>,
+    field_err: &impl Fn(String, String) -> ManifestError,
+) -> Result<(), Vec<ManifestError>> {
+    if errors.is_empty() {
+        return Ok(());
     }
+    Err(errors.into_iter().map(|e| field_err(e.path, e.message)).collect())
 }
 
 /// Deserializes with the path of the failing field: `(path, message)`.

@@ -62,6 +62,13 @@ enum Command {
         gate: String,
         name: String,
     },
+    /// Check manifests without a cluster: the schema, and the rules the API cannot express. Every
+    /// problem is named by file, document, object and field; exit 1 if there is any.
+    Lint {
+        /// A YAML file of one or more documents; `-` reads standard input.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<String>,
+    },
     /// Wait for the rollout of the target's current revision: exit 0 promoted, 1 failed or
     /// aborted, 2 timed out, 3 waiting for approval (with --for paused).
     Wait {
@@ -92,6 +99,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
+    if let Command::Lint { files } = &cli.command {
+        return lint(files);
+    }
     let client = kube::Client::try_default()
         .await
         .map_err(|e| anyhow::anyhow!("no Kubernetes API to talk to (check KUBECONFIG or the current context): {e}"))?;
@@ -122,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             return Ok(outcome.code());
         }
+        Command::Lint { .. } => unreachable!("handled without a cluster"),
         Command::Promote { name } => (name, RequestAction::Promote, None),
         Command::Abort { name } => (name, RequestAction::Abort, None),
         Command::Pause { name } => (name, RequestAction::Pause, None),
@@ -135,6 +146,27 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let answer = request::send(&client, &namespace, &name, action, gate.as_deref()).await?;
     println!("{answer}");
     Ok(0)
+}
+
+fn lint(files: &[String]) -> anyhow::Result<u8> {
+    let mut failed = false;
+    for file in files {
+        let text = if file == "-" {
+            std::io::read_to_string(std::io::stdin())?
+        } else {
+            std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{file}: {e}"))?
+        };
+        let source = if file == "-" { "(stdin)" } else { file.as_str() };
+        let (objects, problems) = serin_crds::manifest::lint(source, &text);
+        for problem in &problems {
+            println!("{problem}");
+        }
+        if problems.is_empty() {
+            println!("{source}: {objects} objects, no problems");
+        }
+        failed |= !problems.is_empty();
+    }
+    Ok(u8::from(failed))
 }
 
 fn humanize(duration: Duration) -> String {
