@@ -69,6 +69,11 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<String>,
     },
+    /// Print a shell completion script, e.g. `kubectl serin completion bash > /etc/bash_completion.d/kubectl-serin`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Wait for the rollout of the target's current revision: exit 0 promoted, 1 failed or
     /// aborted, 2 timed out, 3 waiting for approval (with --for paused).
     Wait {
@@ -99,8 +104,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
-    if let Command::Lint { files } = &cli.command {
-        return lint(files);
+    match &cli.command {
+        Command::Lint { files } => return lint(files),
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "kubectl-serin", &mut std::io::stdout());
+            return Ok(0);
+        }
+        _ => {}
     }
     let client = kube::Client::try_default()
         .await
@@ -132,7 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             return Ok(outcome.code());
         }
-        Command::Lint { .. } => unreachable!("handled without a cluster"),
+        Command::Lint { .. } | Command::Completion { .. } => unreachable!("handled without a cluster"),
         Command::Promote { name } => (name, RequestAction::Promote, None),
         Command::Abort { name } => (name, RequestAction::Abort, None),
         Command::Pause { name } => (name, RequestAction::Pause, None),

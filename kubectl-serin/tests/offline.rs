@@ -1,4 +1,4 @@
-//! `kubectl serin lint` as users run it: the binary on files, no cluster.
+//! The commands that need no cluster (`lint`, `completion`), run as users run them: the binary.
 
 use std::process::Command;
 
@@ -65,4 +65,16 @@ spec:
         lines.iter().any(|l| l.starts_with(r#"FILE: document 2: Canary "api": spec.analysis"#) && l.contains("colour")),
         "{out}"
     );
+}
+
+#[test]
+fn completion_scripts_name_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_kubectl-serin")).args(["completion", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        for command in ["get", "list", "promote", "abort", "gate", "wait", "lint"] {
+            assert!(script.contains(command), "{shell} completion lacks {command}");
+        }
+    }
 }
