@@ -7,6 +7,7 @@
 mod get;
 mod request;
 mod revision;
+mod status;
 mod wait;
 
 use std::process::ExitCode;
@@ -43,6 +44,17 @@ enum Command {
         all_namespaces: bool,
         #[arg(short, long, value_enum)]
         output: Option<get::Output>,
+    },
+    /// One Canary's rollout: revisions, phase, step and weight, metrics against their thresholds,
+    /// gates and recent events.
+    Status {
+        name: String,
+        /// Keep the view up to date (redrawn in place on a terminal).
+        #[arg(short, long)]
+        watch: bool,
+        /// No colour (also with NO_COLOR set, or when stdout is not a terminal).
+        #[arg(long)]
+        no_color: bool,
     },
     /// Skip what is left of the analysis and gates, and promote now.
     Promote { name: String },
@@ -125,6 +137,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let scope = (!all_namespaces).then_some(namespace.as_str());
             let found = get::canaries(&client, scope, name.as_deref()).await?;
             print!("{}", get::render(&found, output, all_namespaces)?);
+            return Ok(0);
+        }
+        Command::Status { name, watch, no_color } => {
+            use std::io::IsTerminal;
+            let terminal = std::io::stdout().is_terminal();
+            let colour = terminal && !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let style = status::Style { colour, redraw: terminal };
+            // SERIN_STATUS_FOR bounds a watch (seconds), for scripts and tests.
+            let until = std::env::var("SERIN_STATUS_FOR").ok().and_then(|s| s.parse().ok()).map(Duration::from_secs);
+            status::show(&client, &namespace, &name, watch, style, until).await?;
             return Ok(0);
         }
         Command::List { all_namespaces, output } => {

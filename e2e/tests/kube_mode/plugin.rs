@@ -35,6 +35,26 @@ async fn kubectl_serin_wait_passes_only_for_the_current_revision_and_requests_st
     assert_eq!(lines[0], ["NAME", "STRATEGY", "PHASE", "WEIGHT", "STEP", "FAILED CHECKS", "LAST TRANSITION"], "{out}");
     assert_eq!(lines[1][..6], ["podinfo", "canary", "WaitingPromotion", "50%", "1/1", "0/5"], "{out}");
 
+    // The rollout view: plain text when stdout is not a terminal...
+    let (code, out) = plugin(&["status", "podinfo", "-n", n]).await;
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "  primary  serin-testapp:v1",
+        "  canary   serin-testapp:v2",
+        "  phase    WaitingPromotion: ",
+        "  step     1 of 1  [##########..........]  canary 50%",
+        "  gates    promotion (approval): closed, the run waits for it",
+        "  events",
+    ] {
+        assert!(out.contains(line), "{line:?} not in\n{out}");
+    }
+    assert!(!out.contains('\x1b'), "no colour off a terminal: {out:?}");
+    // ...and through a pseudo-terminal, `--watch` redraws in place, in colour unless NO_COLOR.
+    let watched = in_terminal(&["status", "podinfo", "-n", n, "--watch"], &[]).await;
+    assert!(watched.contains("\x1b[H\x1b[2J") && watched.contains("\x1b[33mWaitingPromotion"), "{watched:?}");
+    let plain = in_terminal(&["status", "podinfo", "-n", n, "--watch"], &[("NO_COLOR", "1")]).await;
+    assert!(plain.contains("\x1b[H\x1b[2J") && !plain.contains("\x1b[33m"), "{plain:?}");
+
     // Opening the gate with the plugin: it says what the controller answered, and the wait passes.
     let (code, out) = plugin(&["gate", "open", "promotion", "podinfo", "-n", n]).await;
     assert_eq!(code, 0, "{out}");
@@ -74,13 +94,35 @@ async fn kubectl_serin_wait_passes_only_for_the_current_revision_and_requests_st
     ns.delete().await;
 }
 
-/// Runs `kubectl-serin ARGS` (built next to the test binaries) with the rig's kubeconfig; returns
-/// its exit code and its output (stdout then stderr).
-async fn plugin(args: &[&str]) -> (i32, String) {
+/// Runs `kubectl-serin ARGS` on a pseudo-terminal (util-linux `script`), watching for 3 s; returns
+/// what the terminal got.
+async fn in_terminal(args: &[&str], env: &[(&str, &str)]) -> String {
+    let command = std::iter::once(binary().display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = tokio::process::Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("SERIN_STATUS_FOR", "3")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn binary() -> std::path::PathBuf {
     let deps = std::env::current_exe().unwrap();
     let binary = deps.parent().and_then(|d| d.parent()).unwrap().join("kubectl-serin");
     assert!(binary.exists(), "{} is not built (cargo build -p kubectl-serin)", binary.display());
-    let output = tokio::process::Command::new(&binary).args(args).output().await.unwrap();
+    binary
+}
+
+/// Runs `kubectl-serin ARGS` (built next to the test binaries) with the rig's kubeconfig; returns
+/// its exit code and its output (stdout then stderr).
+async fn plugin(args: &[&str]) -> (i32, String) {
+    let output = tokio::process::Command::new(binary()).args(args).output().await.unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.code().unwrap_or(-1), text)
 }
