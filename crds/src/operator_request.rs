@@ -22,8 +22,36 @@ use serde::{Deserialize, Serialize};
 /// The annotation that carries a request.
 pub const ANNOTATION: &str = "serin.dev/request";
 
-/// The gates a request can open or close, as the built-in gate webhooks name them.
-pub const GATES: [&str; 4] = ["rollout", "traffic-increase", "promotion", "rollback"];
+/// A gate a request can open or close, as the built-in gate webhooks name it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Gate {
+    Rollout,
+    TrafficIncrease,
+    Promotion,
+    Rollback,
+}
+
+impl Gate {
+    pub const ALL: [Gate; 4] = [Gate::Rollout, Gate::TrafficIncrease, Gate::Promotion, Gate::Rollback];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Gate::Rollout => "rollout",
+            Gate::TrafficIncrease => "traffic-increase",
+            Gate::Promotion => "promotion",
+            Gate::Rollback => "rollback",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Gate> {
+        Gate::ALL.into_iter().find(|g| g.as_str() == text)
+    }
+}
+
+/// The gates' names, as a request's `gate` holds them.
+pub const GATES: [&str; 4] =
+    [Gate::ALL[0].as_str(), Gate::ALL[1].as_str(), Gate::ALL[2].as_str(), Gate::ALL[3].as_str()];
 
 /// One request, as the annotation holds it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

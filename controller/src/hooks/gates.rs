@@ -20,31 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::state_file;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Gate {
-    Rollout,
-    TrafficIncrease,
-    Promotion,
-    Rollback,
-}
-
-impl Gate {
-    pub const ALL: [Gate; 4] = [Gate::Rollout, Gate::TrafficIncrease, Gate::Promotion, Gate::Rollback];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Gate::Rollout => "rollout",
-            Gate::TrafficIncrease => "traffic-increase",
-            Gate::Promotion => "promotion",
-            Gate::Rollback => "rollback",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Gate> {
-        Gate::ALL.into_iter().find(|g| g.as_str() == text)
-    }
-}
+/// The built-in gates, as the API names them.
+pub use serin_crds::operator_request::Gate;
 
 /// One gate's last change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
