@@ -8,6 +8,15 @@ use std::time::{Duration, Instant};
 
 use support::{backend, canary_config, client, get, spawn_meshproxy, version_of};
 
+/// A folder of the test's own holding `proxy.yaml` with `text`; returns both paths.
+fn config_file(tag: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("meshproxy-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("proxy.yaml");
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
 async fn generation(admin: std::net::SocketAddr) -> u64 {
     let (_, _, body) = get(&client(), admin, "admin", "/config", &[]).await;
     serde_json::from_str::<serde_json::Value>(&body).map(|v| v["generation"].as_u64().unwrap_or(0)).unwrap_or(0)
@@ -16,10 +25,7 @@ async fn generation(admin: std::net::SocketAddr) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_a_file_and_reloads_it() {
     let (v1, v2) = (backend("v1").await, backend("v2").await);
-    let dir = std::env::temp_dir().join(format!("meshproxy-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("proxy.yaml");
-    std::fs::write(&file, canary_config(v1, v2, 100, 0, "")).unwrap();
+    let (dir, file) = config_file("run", &canary_config(v1, v2, 100, 0, ""));
     let (mut child, proxy, admin) = spawn_meshproxy(&file, &[], Stdio::null());
     let client = client();
     let (_, _, body) = get(&client, proxy, "podinfo.test", "/version", &[]).await;
@@ -52,10 +58,7 @@ async fn serves_a_file_and_reloads_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_logs_are_json_lines_on_stdout() {
     let (v1, v2) = (backend("v1").await, backend("v2").await);
-    let dir = std::env::temp_dir().join(format!("meshproxy-log-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("proxy.yaml");
-    std::fs::write(&file, canary_config(v1, v2, 100, 0, "")).unwrap();
+    let (dir, file) = config_file("log", &canary_config(v1, v2, 100, 0, ""));
     let (child, proxy, _) = spawn_meshproxy(&file, &["--access-log", "on"], Stdio::piped());
     let client = client();
     get(
@@ -95,10 +98,7 @@ async fn access_logs_are_json_lines_on_stdout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_sigterm_it_keeps_serving_for_the_shutdown_delay_and_asks_clients_to_leave() {
     let (v1, v2) = (backend("v1").await, backend("v2").await);
-    let dir = std::env::temp_dir().join(format!("meshproxy-delay-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("proxy.yaml");
-    std::fs::write(&file, canary_config(v1, v2, 100, 0, "")).unwrap();
+    let (dir, file) = config_file("delay", &canary_config(v1, v2, 100, 0, ""));
     let (mut child, proxy, admin) = spawn_meshproxy(&file, &["--shutdown-delay-seconds", "2"], Stdio::null());
     let client = client();
     let (status, headers, _) = get(&client, proxy, "podinfo.test", "/version", &[]).await;
