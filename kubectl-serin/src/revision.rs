@@ -13,18 +13,9 @@ use serin_crds::revision::{self, ConfigRef};
 pub async fn current(client: &Client, namespace: &str, canary: &Canary) -> anyhow::Result<String> {
     let target = &canary.spec.target_ref;
     let kind = target.kind.as_deref().unwrap_or("Deployment");
-    let missing = || anyhow::anyhow!("{kind} {namespace}/{} (the Canary's spec.targetRef) does not exist", target.name);
-    let template: PodTemplateSpec = match kind {
-        "Deployment" => {
-            let found = Api::<Deployment>::namespaced(client.clone(), namespace).get_opt(&target.name).await?;
-            found.ok_or_else(missing)?.spec.unwrap_or_default().template
-        }
-        "DaemonSet" => {
-            let found = Api::<DaemonSet>::namespaced(client.clone(), namespace).get_opt(&target.name).await?;
-            found.ok_or_else(missing)?.spec.unwrap_or_default().template
-        }
-        other => anyhow::bail!("spec.targetRef.kind {other:?}: Serin rolls out Deployments and DaemonSets"),
-    };
+    let template = workload_template(client, namespace, kind, &target.name).await?.ok_or_else(|| {
+        anyhow::anyhow!("{kind} {namespace}/{} (the Canary's spec.targetRef) does not exist", target.name)
+    })?;
     let template = revision::user_template(&template);
     let mut checksums = BTreeMap::new();
     // A config that does not exist is not tracked, as in the controller.
@@ -44,4 +35,24 @@ pub async fn current(client: &Client, namespace: &str, canary: &Canary) -> anyho
         }
     }
     Ok(revision::revision_id(&serde_json::to_value(&template)?, &checksums))
+}
+
+/// The pod template of the workload `kind`/`name`, if it exists.
+pub async fn workload_template(
+    client: &Client,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+) -> anyhow::Result<Option<PodTemplateSpec>> {
+    Ok(match kind {
+        "Deployment" => Api::<Deployment>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await?
+            .map(|d| d.spec.unwrap_or_default().template),
+        "DaemonSet" => Api::<DaemonSet>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await?
+            .map(|d| d.spec.unwrap_or_default().template),
+        other => anyhow::bail!("spec.targetRef.kind {other:?}: Serin rolls out Deployments and DaemonSets"),
+    })
 }

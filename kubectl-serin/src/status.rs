@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
 use kube::{Api, Client};
@@ -101,16 +99,7 @@ fn last_seen(event: &Event) -> Option<jiff::Timestamp> {
 }
 
 async fn images(client: &Client, namespace: &str, kind: &str, name: &str) -> anyhow::Result<Vec<String>> {
-    let template: Option<PodTemplateSpec> = match kind {
-        "DaemonSet" => Api::<DaemonSet>::namespaced(client.clone(), namespace)
-            .get_opt(name)
-            .await?
-            .and_then(|d| d.spec.map(|s| s.template)),
-        _ => Api::<Deployment>::namespaced(client.clone(), namespace)
-            .get_opt(name)
-            .await?
-            .and_then(|d| d.spec.map(|s| s.template)),
-    };
+    let template = crate::revision::workload_template(client, namespace, kind, name).await?;
     let containers = template.and_then(|t| t.spec).map(|s| s.containers).unwrap_or_default();
     Ok(containers.into_iter().filter_map(|c| c.image).collect())
 }
