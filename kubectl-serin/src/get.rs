@@ -79,7 +79,7 @@ fn row(canary: &Canary, all_namespaces: bool, wide: bool) -> Vec<String> {
         format!("{}{}", status.phase, if status.paused { " (paused)" } else { "" }),
         format!("{}%", status.canary_weight),
         format!("{step}/{steps}"),
-        format!("{}/{}", status.failed_checks, analysis.threshold.unwrap_or(5)),
+        format!("{}/{}", status.failed_checks, threshold(analysis)),
         status.last_transition_time.map(|t| age(t.0)).unwrap_or_else(|| "-".into()),
     ]);
     if wide {
@@ -101,20 +101,27 @@ pub fn strategy(analysis: &CanaryAnalysis) -> &'static str {
     }
 }
 
-/// Which step of how many the run is at: by weight for a canary, by iteration otherwise.
+/// Which step of how many the run is at: by weight for a canary, by iteration otherwise. The
+/// engine's rules: `stepWeight` wins over `stepWeights`, and `maxWeight` defaults to 100.
 pub fn step_of(analysis: &CanaryAnalysis, weight: i32, iterations: i32) -> (i32, i32) {
-    if let Some(weights) = analysis.step_weights.as_ref().filter(|w| !w.is_empty()) {
-        let at = weights.iter().take_while(|w| **w <= weight).count();
-        return (if weight == 0 { 0 } else { at as i32 }, weights.len() as i32);
-    }
-    match (analysis.iterations.unwrap_or(0), analysis.step_weight.unwrap_or(0)) {
-        (n, _) if n > 0 => (iterations.min(n), n),
-        (_, step) if step > 0 => {
-            let max = analysis.max_weight.unwrap_or(50);
+    let step = analysis.step_weight.filter(|&s| s > 0);
+    match (analysis.iterations.unwrap_or(0), step, analysis.step_weights.as_ref().filter(|w| !w.is_empty())) {
+        (n, _, _) if n > 0 => (iterations.min(n), n),
+        (_, Some(step), _) => {
+            let max = analysis.max_weight.filter(|&m| m > 0).unwrap_or(100).min(100);
             (weight / step, (max + step - 1) / step)
+        }
+        (_, None, Some(weights)) => {
+            let at = weights.iter().take_while(|w| **w <= weight).count();
+            (if weight == 0 { 0 } else { at as i32 }, weights.len() as i32)
         }
         _ => (0, 0),
     }
+}
+
+/// Failed checks that end a run, as the engine counts them: `threshold`, or 1 when unset.
+pub fn threshold(analysis: &CanaryAnalysis) -> i32 {
+    analysis.threshold.filter(|&t| t > 0).unwrap_or(1)
 }
 
 fn age(since: jiff::Timestamp) -> String {

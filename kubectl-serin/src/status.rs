@@ -13,7 +13,7 @@ use serin_crds::canary::{Canary, CanaryMetric, HookType};
 use serin_crds::canary_status::MetricOutcome;
 use serin_crds::{CanaryPhase, CanaryStatus};
 
-use crate::get::{step_of, strategy};
+use crate::get::{step_of, strategy, threshold};
 
 /// How the view is drawn.
 #[derive(Clone, Copy, Debug)]
@@ -138,11 +138,7 @@ pub fn render(snapshot: &Snapshot, style: Style) -> String {
         bar(status.canary_weight),
         status.canary_weight
     ));
-    out.push_str(&format!(
-        "  checks   {} failed of {} allowed\n",
-        status.failed_checks,
-        analysis.threshold.unwrap_or(5)
-    ));
+    out.push_str(&format!("  checks   {} failed of {} allowed\n", status.failed_checks, threshold(analysis)));
     if !analysis.metrics.is_empty() {
         out.push_str("  metrics\n");
         for metric in &analysis.metrics {

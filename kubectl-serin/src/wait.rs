@@ -13,7 +13,8 @@ use serin_crds::{CanaryPhase, CanaryStatus};
 pub enum WaitFor {
     /// The current revision promoted (exit 0); a failure ends the wait at once (exit 1).
     Promoted,
-    /// The current revision's run over: promoted (exit 0) or failed (exit 1).
+    /// The current revision's run over, either way. Since a failure ends `promoted` at once too,
+    /// the two behave alike: exit 0 promoted, 1 failed.
     Finished,
     /// As `finished`, and a run held for approval (a closed gate, a pause) ends it too (exit 3).
     Paused,
@@ -64,6 +65,11 @@ pub fn judge(revision: &str, status: Option<&CanaryStatus>) -> Verdict {
         if status.paused || matches!(status.phase, CanaryPhase::Waiting | CanaryPhase::WaitingPromotion) {
             return Verdict::Held(format!("{}: {}", status.phase, status.message));
         }
+    }
+    // Held at confirm-rollout, the controller has not recorded the new revision yet: it waits to
+    // start the run of whatever the target runs now, which is not the promoted one.
+    if status.phase == CanaryPhase::Waiting && !ours(&status.last_promoted_spec) {
+        return Verdict::Held(format!("{}: {}", status.phase, status.message));
     }
     if !ours(&status.last_applied_spec) {
         return Verdict::Running(format!("{}: the controller has not taken up revision {revision} yet", status.phase));
@@ -138,6 +144,8 @@ mod tests {
         };
         assert_eq!(judge("r2", Some(&failed)), Verdict::Failed("error rate 7".into()));
         assert!(matches!(judge("r2", Some(&status(CanaryPhase::WaitingPromotion, "r2", "r1"))), Verdict::Held(_)));
+        // At a closed confirm-rollout gate the new revision is not recorded yet.
+        assert!(matches!(judge("r2", Some(&status(CanaryPhase::Waiting, "r1", "r1"))), Verdict::Held(_)));
         assert!(matches!(judge("r2", Some(&status(CanaryPhase::Promoting, "r2", "r2"))), Verdict::Running(_)));
         assert_eq!(judge("r2", Some(&status(CanaryPhase::Succeeded, "r2", "r2"))), Verdict::Promoted);
         // Reverted to the promoted revision after a failure: that revision is what the primary runs.

@@ -33,7 +33,7 @@ async fn kubectl_serin_wait_passes_only_for_the_current_revision_and_requests_st
     let lines: Vec<Vec<&str>> =
         out.lines().map(|l| l.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect()).collect();
     assert_eq!(lines[0], ["NAME", "STRATEGY", "PHASE", "WEIGHT", "STEP", "FAILED CHECKS", "LAST TRANSITION"], "{out}");
-    assert_eq!(lines[1][..6], ["podinfo", "canary", "WaitingPromotion", "50%", "1/1", "0/5"], "{out}");
+    assert_eq!(lines[1][..6], ["podinfo", "canary", "WaitingPromotion", "50%", "1/1", "0/1"], "{out}");
 
     // The rollout view: plain text when stdout is not a terminal...
     let (code, out) = plugin(&["status", "podinfo", "-n", n]).await;
