@@ -222,7 +222,12 @@ impl ControllerMetrics {
             if names.is_empty() {
                 known.remove(namespace);
             }
-            self.total.get_or_create(&NamespaceLabels { namespace: namespace.into() }).set(count);
+            let labels = NamespaceLabels { namespace: namespace.into() };
+            if count == 0 {
+                self.total.remove(&labels);
+            } else {
+                self.total.get_or_create(&labels).set(count);
+            }
             series
         };
         let canary = CanaryLabels { name: name.into(), namespace: namespace.into() };
