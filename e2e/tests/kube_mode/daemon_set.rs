@@ -63,11 +63,11 @@ async fn a_daemon_set_target_rolls_out_through_the_waypoint() {
     let served = prometheus_query(stage.prometheus, &query).await.unwrap();
     let count: f64 = served.first().and_then(|s| s["value"][1].as_str()?.parse().ok()).unwrap_or(0.0);
     assert!(count > 20.0, "Prometheus saw {count} canary requests at the waypoint: {served:?}");
-    let events = ns.api::<k8s_openapi::api::events::v1::Event>().list(&Default::default()).await.unwrap().items;
-    assert!(
-        events.iter().any(|e| e.note.as_deref().is_some_and(|n| n.starts_with("Promotion completed!"))),
-        "no promotion event"
-    );
+    eventually("the promotion's event", Duration::from_secs(30), || async {
+        let notes = ns.event_notes().await?;
+        if notes.iter().any(|n| n.starts_with("Promotion completed!")) { Ok(()) } else { Err(format!("{notes:#?}")) }
+    })
+    .await;
     let canary = ns.api::<Canary>().get("podinfo").await.unwrap();
     assert_eq!(canary.status.unwrap().canary_weight, 0);
     stage.finish().await;

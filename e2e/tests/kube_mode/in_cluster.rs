@@ -52,22 +52,23 @@ async fn the_controller_pod_deleted_mid_run_is_replaced_and_the_run_ends_with_on
     assert!(!second.contains(&first[0]), "the run was finished by a new pod: {second:?}");
 
     // Exactly one promotion, the primary on the new image, and no request failed meanwhile.
-    let promotions: i32 = ns
-        .api::<k8s_openapi::api::events::v1::Event>()
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|e| e.note.as_deref().is_some_and(|n| n.starts_with("Promotion completed!")))
-        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
-        .sum();
-    assert_eq!(promotions, 1);
+    let promotions = || async {
+        let notes = ns.event_notes().await?;
+        Ok::<_, String>(notes.iter().filter(|n| n.starts_with("Promotion completed!")).count())
+    };
+    eventually("the promotion's event", Duration::from_secs(30), || async {
+        match promotions().await? {
+            0 => Err("no promotion event yet".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
     let primary = ns.api::<Deployment>().get("podinfo-primary").await.unwrap();
     assert_eq!(image_of(&primary), "serin-testapp:v2");
     only_version_from_now_on(client, "v2").await;
     let whole = traffic_report(client).await.unwrap().since(&before);
     assert_eq!(whole.failed(), 0, "{whole:?}");
+    assert_eq!(promotions().await.unwrap(), 1, "{:#?}", ns.event_notes().await);
     let _ = Api::<ClusterRoleBinding>::all(ns.client.clone())
         .delete(&format!("serin-controller-{}", ns.name), &DeleteParams::default())
         .await;

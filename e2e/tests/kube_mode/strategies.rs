@@ -49,7 +49,7 @@ async fn a_canary_that_fails_requests_and_then_one_that_is_slow_are_each_rolled_
             &format!("{version}: the halt naming {metric} and the failure in events"),
             Duration::from_secs(30),
             || async {
-                let notes = event_notes(ns).await;
+                let notes = ns.event_notes().await?;
                 let halted = notes.iter().any(|n| n.starts_with("Halt advancement") && n.contains(metric));
                 // v3's failure is the second one.
                 let failures = notes.iter().filter(|n| n.starts_with("Canary failed!")).count();
@@ -166,13 +166,6 @@ async fn set_image_with_env(ns: &TestNamespace, image: &str, vars: [(&str, &str)
     let env: Vec<serde_json::Value> = vars.iter().map(|(name, value)| json!({"name": name, "value": value})).collect();
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image, "env": env}]}}}});
     ns.api::<Deployment>().patch("podinfo", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
-}
-
-/// The notes of the Canary's events, oldest first.
-async fn event_notes(ns: &TestNamespace) -> Vec<String> {
-    let mut events = ns.api::<k8s_openapi::api::events::v1::Event>().list(&Default::default()).await.unwrap().items;
-    events.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
-    events.into_iter().filter_map(|e| e.note).collect()
 }
 
 /// IPs of the target's (the new version's) ready pods, once there are any.

@@ -51,6 +51,20 @@ impl TestNamespace {
         Api::namespaced(self.client.clone(), &self.name)
     }
 
+    /// The notes of the namespace's events, oldest first, each as many times as its series counts.
+    /// A Canary's events are published as actions, just after the status they go with: read them
+    /// inside `eventually` when the status was the trigger.
+    pub async fn event_notes(&self) -> Result<Vec<String>, String> {
+        let api = self.api::<k8s_openapi::api::events::v1::Event>();
+        let mut events = api.list(&Default::default()).await.map_err(|e| e.to_string())?.items;
+        events.sort_by_key(|e| e.metadata.creation_timestamp.clone().map(|t| t.0));
+        let repeated = |e: &k8s_openapi::api::events::v1::Event| e.series.as_ref().map_or(1, |s| s.count.max(1));
+        Ok(events
+            .iter()
+            .flat_map(|e| std::iter::repeat_n(e.note.clone().unwrap_or_default(), repeated(e) as usize))
+            .collect())
+    }
+
     pub async fn delete(self) {
         let _ = Api::<Namespace>::all(self.client).delete(&self.name, &DeleteParams::default()).await;
     }
