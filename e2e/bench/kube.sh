@@ -7,7 +7,7 @@
 #
 # Writes target/bench/kube.md. All traffic stays inside the rig's network namespaces.
 . "$(dirname "$0")/rig-lib.sh"
-cargo build -p serin-meshproxy -p serin-e2e --bins
+cargo build -p serin-meshproxy -p serin-e2e -p serin-testapp --bins
 cargo test -p serin-e2e --features rig --test kube_bench --no-run
 e2e/rig/rig exec env SERIN_BENCH_SERVICES="${SERIN_BENCH_SERVICES:-1000}" SERIN_BENCH_ENDPOINTS="${SERIN_BENCH_ENDPOINTS:-10}" \
   cargo test -p serin-e2e --features rig --test kube_bench -- --nocapture

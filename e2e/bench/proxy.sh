@@ -36,7 +36,7 @@ NGINX_BIN=$(command -v nginx)
 HAPROXY_BIN=$(command -v haproxy)
 
 cd "$ROOT"
-cargo build --release -j2 -p serin-meshproxy -p serin-e2e --bin meshproxy --bin serin-testapp --bin serin-loadgen
+cargo build --release -j2 -p serin-meshproxy -p serin-testapp -p serin-e2e --bin meshproxy --bin serin-testapp --bin serin-loadgen
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
 . "$ROOT/e2e/bench/lib.sh"

@@ -28,7 +28,7 @@ PROXY=127.0.0.1:$((BASE_PORT + 2))
 ADMIN=127.0.0.1:$((BASE_PORT + 3))
 
 cd "$ROOT"
-cargo build --release -j2 -p serin-controller -p serin-meshproxy -p serin-e2e \
+cargo build --release -j2 -p serin-controller -p serin-meshproxy -p serin-testapp \
     --bin serin-controller --bin meshproxy --bin serin-testapp
 BIN=$TARGET/release
 CLK_TCK=$(getconf CLK_TCK)

@@ -1,10 +1,9 @@
-//! Serin's end-to-end parts: the sample app rollouts are tried on, the load generator that drives
-//! it, and the pod runner that lets a real Kubernetes control plane run pods on this machine (see
+//! Serin's end-to-end parts: the load generator that drives the sample app (`serin-testapp`), and
+//! the pod runner that lets a real Kubernetes control plane run pods on this machine (see
 //! `e2e/README.md`).
 
 pub mod loadgen;
 pub mod podrunner;
-pub mod testapp;
 pub mod traffic;
 
 /// Logs to stderr; `RUST_LOG` picks the level (info by default).

@@ -17,10 +17,10 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serin_e2e::testapp;
 use serin_meshproxy::config::parse_config;
 use serin_meshproxy::launch::{self, Launch};
 use serin_meshproxy::proxy::ProxyServer;
+use serin_testapp as testapp;
 
 /// A sample app on an ephemeral port that fails `error_rate` of its requests and adds `latency_ms`.
 pub async fn app(version: &str, error_rate: f64, latency_ms: u64) -> SocketAddr {

@@ -12,11 +12,11 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serin_e2e::testapp;
 use serin_meshproxy::config::parse_config;
 use serin_meshproxy::launch::{self, Launch};
 use serin_meshproxy::proxy::{Limits, ProxyServer};
 use serin_meshproxy::store::ConfigStore;
+use serin_testapp as testapp;
 
 pub struct Backend {
     pub server: testapp::Server,

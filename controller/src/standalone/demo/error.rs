@@ -7,7 +7,7 @@ use std::time::Duration;
 pub enum DemoError {
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
-    #[error("{missing} not found beside {}; build them with `cargo build --release -p serin-meshproxy -p serin-e2e`", beside.display())]
+    #[error("{missing} not found beside {}; build them with `cargo build --release -p serin-meshproxy -p serin-testapp`", beside.display())]
     MissingBinaries { missing: String, beside: PathBuf },
     #[error("building {0} failed; the output above says why")]
     BuildFailed(String),

@@ -35,7 +35,7 @@ impl Binaries {
                 "-p",
                 "serin-meshproxy",
                 "-p",
-                "serin-e2e",
+                "serin-testapp",
                 "--bin",
                 "meshproxy",
                 "--bin",

@@ -9,7 +9,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serin_e2e::testapp::{Config, Server};
+use serin_testapp::{Config, Server};
 use tokio::net::TcpStream;
 
 async fn start(config: Config) -> Server {
