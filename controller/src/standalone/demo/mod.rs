@@ -47,6 +47,9 @@ pub struct DemoOptions {
 /// The demo's Canary, as the state names it.
 const CANARY: &str = "test/podinfo";
 
+/// What the demo's Canary asks of v2, also drawn on the report's charts.
+const THRESHOLDS: report::Thresholds = report::Thresholds { success_min: 95.0, p99_max_ms: 100.0 };
+
 /// Longest a demo rollout may take before it is called stuck.
 const ROLLOUT_LIMIT: Duration = Duration::from_secs(150);
 
@@ -167,6 +170,7 @@ async fn rollout(
             seconds: started.elapsed().as_secs_f64(),
             phase: status.phase.to_string(),
             canary_weight: status.canary_weight,
+            iterations: status.iterations,
             canary_success: canary.as_ref().map(|d| d.success_rate()),
             primary_success: primary.as_ref().map(|d| d.success_rate()),
             canary_p99_ms: canary.as_ref().map(|d| d.latency_ms(0.99)).filter(|v| v.is_finite()),
@@ -210,7 +214,7 @@ async fn rollout(
     };
     let report_path = folder.join("report.html");
     let title = format!("Serin demo: {} rollout of podinfo", strategy_name(options.strategy));
-    std::fs::write(&report_path, report::html(&title, &outcome, &samples, &events))
+    std::fs::write(&report_path, report::html(&title, &outcome, &samples, &events, &THRESHOLDS))
         .map_err(DemoError::io(report_path.display().to_string()))?;
     println!("\n{outcome}");
     println!(
@@ -285,11 +289,13 @@ spec:
 {steps}    metrics:
       - name: request-success-rate
         interval: 10s
-        thresholdRange: {{min: 95}}
+        thresholdRange: {{min: {success_min}}}
       - name: request-duration
         interval: 10s
-        thresholdRange: {{max: 100}}
-"#
+        thresholdRange: {{max: {p99_max_ms}}}
+"#,
+        success_min = THRESHOLDS.success_min,
+        p99_max_ms = THRESHOLDS.p99_max_ms,
     );
     let write = |name: &str, text: &str| {
         let path = folder.join(name);
