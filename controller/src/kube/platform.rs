@@ -314,8 +314,16 @@ impl KubePlatform<'_> {
         status: &serin_crds::CanaryStatus,
     ) -> Result<(), KubeError> {
         let api: Api<Canary> = Api::namespaced(self.context.client.clone(), canary.namespace);
-        let patch = serde_json::json!({"status": status});
-        api.patch_status(canary.name, &PatchParams::default(), &Patch::Merge(&patch))
+        // The whole status, replaced: a merge patch would keep every field the new status leaves
+        // out (`paused` once false, `openGates` once empty, a cleared failure reason), because
+        // empty fields are not serialized. JSON Patch `add` on `/status` sets it whether or not
+        // one exists; only the controller writes a Canary's status.
+        let status = serde_json::to_value(status).expect("a status serializes");
+        let patch = json_patch::Patch(vec![json_patch::PatchOperation::Add(json_patch::AddOperation {
+            path: json_patch::jsonptr::PointerBuf::from_tokens(["status"]),
+            value: status,
+        })]);
+        api.patch_status(canary.name, &PatchParams::default(), &Patch::Json::<()>(patch))
             .await
             .map(drop)
             .map_err(KubeError::api("writing the status of", format!("Canary {}", canary.key())))
