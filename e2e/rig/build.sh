@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the e2e rig's control plane from pinned Go modules, once, into a cache outside the repo:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy and kubectl (Kubernetes), etcd,
-# kwok, CoreDNS, and the Prometheus server the rig runs as a pod.
+# kwok, CoreDNS, the Prometheus server the rig runs as a pod, and gitops-verdicts (Argo CD's health
+# Lua and Flux's kstatus, for the GitOps tests).
 #
 # Each program is built from a wrapper module under modules/ whose committed go.mod/go.sum pin it
 # (k8s.io/kubernetes cannot be `go install`ed: its go.mod replaces the staging modules with local
@@ -28,7 +29,7 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false"
 have() { for b in "$@"; do [ -x "$bin/$b" ] || return 1; done; }
 
 # Go is needed only when something is missing; Go's own installer puts it in /usr/local/go.
-if ! have etcd kwok coredns prometheus kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl && ! command -v go >/dev/null; then
+if ! have etcd kwok coredns prometheus gitops-verdicts kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl && ! command -v go >/dev/null; then
   if [ -x /usr/local/go/bin/go ]; then
     export PATH="$PATH:/usr/local/go/bin"
   else
@@ -77,6 +78,17 @@ build_coredns() {
 
 # Prometheus with only the Kubernetes service discovery, which is how it finds pods in a cluster
 # (Debian's prometheus package is built without it). Its build tags choose the discoverers.
+# The harness that runs Argo CD's health Lua (gopher-lua) and Flux's kstatus on objects from the
+# rig. Its source is in this repository, so it is rebuilt whenever that source changes.
+build_gitops_verdicts() {
+  local dir="$here/modules/gitops-verdicts" sum
+  sum=$(cat "$dir/go.mod" "$dir/go.sum" "$dir/main.go" | sha256sum | cut -c1-16)
+  [ -x "$bin/gitops-verdicts" ] && [ "$(cat "$bin/gitops-verdicts.sum" 2>/dev/null)" = "$sum" ] && return
+  echo "building gitops-verdicts" >&2
+  (cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$bin/gitops-verdicts" .)
+  echo "$sum" > "$bin/gitops-verdicts.sum"
+}
+
 build_prometheus() {
   have prometheus && return
   echo "building Prometheus $PROMETHEUS_VERSION" >&2
@@ -90,6 +102,7 @@ build_prometheus() {
   build_kwok
   build_coredns
   build_prometheus
+  build_gitops_verdicts
   build_kubernetes
   echo "built in $(( $(date +%s) - start ))s into $bin" >&2
 } 2> >(tee -a "$log" >&2)

@@ -20,6 +20,7 @@ use serin_crds::canary::Canary;
 use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
 
 mod daemon_set;
+mod gitops;
 mod in_cluster;
 mod lifecycle;
 mod namespaces;
