@@ -49,7 +49,8 @@ pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
             .await
             .context("no Kubernetes API to talk to: run in a pod, or set KUBECONFIG")?;
         let version = client.apiserver_version().await.context("the Kubernetes API does not answer")?;
-        if let Err(missing) = serin_controller::kube::preflight(&client, &serin_controller::kube::required_kinds()).await {
+        if let Err(missing) = serin_controller::kube::preflight(&client, args.namespace.as_deref(), &serin_controller::kube::required_kinds()).await
+        {
             anyhow::bail!("cannot run: {}", missing.join("; "));
         }
         let metrics = MetricSources {

@@ -139,19 +139,29 @@ pub fn required_kinds() -> Vec<RequiredKind> {
     ]
 }
 
-/// Checks, before starting, that every required kind is served: one message naming each missing
-/// kind and how to install it, instead of a controller that retries forever.
-pub async fn preflight(client: &Client, kinds: &[RequiredKind]) -> Result<(), Vec<String>> {
+/// Checks, before starting, that every required kind is served and may be listed where the
+/// controller watches (`namespace`, else the whole cluster): one message naming each missing kind
+/// and how to install it, or each missing right, instead of a controller that retries forever.
+pub async fn preflight(client: &Client, namespace: Option<&str>, kinds: &[RequiredKind]) -> Result<(), Vec<String>> {
     let mut missing = Vec::new();
+    let scope = namespace.map_or("cluster-wide".to_string(), |n| format!("in namespace {n}"));
     for kind in kinds {
-        let api: Api<::kube::api::DynamicObject> = Api::all_with(client.clone(), &kind.resource);
+        let api: Api<::kube::api::DynamicObject> = match namespace {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &kind.resource),
+            None => Api::all_with(client.clone(), &kind.resource),
+        };
         match api.list(&::kube::api::ListParams::default().limit(1)).await {
             Ok(_) => {}
             Err(::kube::Error::Api(status)) if status.code == 404 => missing.push(format!(
                 "{} ({}/{}) is not installed: {}",
                 kind.resource.kind, kind.resource.group, kind.resource.version, kind.install
             )),
-            Err(problem) => missing.push(format!("cannot list {}: {problem}", kind.resource.plural)),
+            Err(::kube::Error::Api(status)) if status.code == 403 => missing.push(format!(
+                "the controller may not list {} {scope} (give its service account the chart's or \
+                 deploy/controller.yaml's RBAC): {}",
+                kind.resource.plural, status.message
+            )),
+            Err(problem) => missing.push(format!("cannot list {} {scope}: {problem}", kind.resource.plural)),
         }
     }
     if missing.is_empty() { Ok(()) } else { Err(missing) }

@@ -435,7 +435,7 @@ async fn the_start_check_names_each_missing_kind_and_how_to_install_it() {
     let client = rig_client().await;
     install_crds(&client).await;
     install_httproute_crd(&client).await;
-    serin_controller::kube::preflight(&client, &serin_controller::kube::required_kinds()).await.unwrap();
+    serin_controller::kube::preflight(&client, None, &serin_controller::kube::required_kinds()).await.unwrap();
     let missing = serin_controller::kube::RequiredKind {
         resource: kube::api::ApiResource::from_gvk_with_plural(
             &kube::api::GroupVersionKind::gvk("serin.dev", "v1alpha1", "Nothing"),
@@ -443,7 +443,7 @@ async fn the_start_check_names_each_missing_kind_and_how_to_install_it() {
         ),
         install: "apply its CRD",
     };
-    let problems = serin_controller::kube::preflight(&client, &[missing]).await.unwrap_err();
+    let problems = serin_controller::kube::preflight(&client, Some("default"), &[missing]).await.unwrap_err();
     assert_eq!(problems, vec!["Nothing (serin.dev/v1alpha1) is not installed: apply its CRD".to_string()]);
 }
 
