@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the e2e rig's control plane from pinned Go modules, once, into a cache outside the repo:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy and kubectl (Kubernetes), etcd,
-# kwok, CoreDNS, the Prometheus server the rig runs as a pod, and gitops-verdicts (Argo CD's health
-# Lua and Flux's kstatus, for the GitOps tests).
+# kwok, CoreDNS, the Prometheus server the rig runs as a pod, gitops-verdicts (Argo CD's health
+# Lua and Flux's kstatus, for the GitOps tests) and helm (for the chart's).
 #
 # Each program is built from a wrapper module under modules/ whose committed go.mod/go.sum pin it
 # (k8s.io/kubernetes cannot be `go install`ed: its go.mod replaces the staging modules with local
@@ -17,6 +17,8 @@ KWOK_VERSION=v0.8.0
 COREDNS_VERSION=v1.15.0
 # Prometheus 3.16's Go module version.
 PROMETHEUS_VERSION=v0.316.0
+# Must match modules/helm/go.mod.
+HELM_VERSION=v4.3.1
 
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${SERIN_E2E_CACHE:-$HOME/.cache/serin-e2e}"
@@ -29,7 +31,7 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false"
 have() { for b in "$@"; do [ -x "$bin/$b" ] || return 1; done; }
 
 # Go is needed only when something is missing; Go's own installer puts it in /usr/local/go.
-if ! have etcd kwok coredns prometheus gitops-verdicts kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl && ! command -v go >/dev/null; then
+if ! have etcd kwok coredns prometheus gitops-verdicts helm kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl && ! command -v go >/dev/null; then
   if [ -x /usr/local/go/bin/go ]; then
     export PATH="$PATH:/usr/local/go/bin"
   else
@@ -78,15 +80,15 @@ build_coredns() {
 
 # Prometheus with only the Kubernetes service discovery, which is how it finds pods in a cluster
 # (Debian's prometheus package is built without it). Its build tags choose the discoverers.
-# The harness that runs Argo CD's health Lua (gopher-lua) and Flux's kstatus on objects from the
-# rig. Its source is in this repository, so it is rebuilt whenever that source changes.
-build_gitops_verdicts() {
-  local dir="$here/modules/gitops-verdicts" sum
-  sum=$(cat "$dir/go.mod" "$dir/go.sum" "$dir/main.go" | sha256sum | cut -c1-16)
-  [ -x "$bin/gitops-verdicts" ] && [ "$(cat "$bin/gitops-verdicts.sum" 2>/dev/null)" = "$sum" ] && return
-  echo "building gitops-verdicts" >&2
-  (cd "$dir" && go build -trimpath -ldflags "-s -w" -o "$bin/gitops-verdicts" .)
-  echo "$sum" > "$bin/gitops-verdicts.sum"
+# Programs built from a wrapper module under modules/ whose files this repository holds: rebuilt
+# whenever those files change (a stamp beside the binary holds their hash).
+build_from_module() {
+  local name="$1" package="$2" ldflags="$3" dir="$here/modules/$1" sum
+  sum=$(cat "$dir"/go.mod "$dir"/go.sum "$dir"/*.go | sha256sum | cut -c1-16)
+  [ -x "$bin/$name" ] && [ "$(cat "$bin/$name.sum" 2>/dev/null)" = "$sum" ] && return
+  echo "building $name" >&2
+  (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/$name" "$package")
+  echo "$sum" > "$bin/$name.sum"
 }
 
 build_prometheus() {
@@ -102,7 +104,10 @@ build_prometheus() {
   build_kwok
   build_coredns
   build_prometheus
-  build_gitops_verdicts
+  # Argo CD's health Lua (gopher-lua) and Flux's kstatus, run on objects from the rig.
+  build_from_module gitops-verdicts . ""
+  # helm, for the chart's tests.
+  build_from_module helm helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
   build_kubernetes
   echo "built in $(( $(date +%s) - start ))s into $bin" >&2
 } 2> >(tee -a "$log" >&2)

@@ -19,6 +19,7 @@ use serin_crds::canary::Canary;
 
 use super::support::{TestNamespace, apply, eventually, http_get, rig_client};
 
+mod chart;
 mod daemon_set;
 mod gitops;
 mod in_cluster;

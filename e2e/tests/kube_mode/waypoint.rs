@@ -45,6 +45,12 @@ impl Stage {
     /// user's own Service `podinfo` selecting `app=podinfo`.
     pub async fn around(ns: TestNamespace, prometheus: Ipv4Addr) -> Stage {
         install_waypoint(&ns).await;
+        Stage::without_waypoint(ns, prometheus).await
+    }
+
+    /// The stage around `ns` with the user's Service only: the waypoint comes from elsewhere
+    /// (the chart).
+    pub async fn without_waypoint(ns: TestNamespace, prometheus: Ipv4Addr) -> Stage {
         let mut own = app_service("podinfo");
         own.metadata.namespace = Some(ns.name.clone());
         apply(&ns.api::<Service>(), &own).await;
