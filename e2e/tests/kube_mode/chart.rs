@@ -15,6 +15,7 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
 use serin_crds::CanaryPhase;
+use serin_crds::canary::Canary;
 
 use super::super::support::cluster::{prometheus_query, traffic_report};
 use super::super::support::{TestNamespace, eventually};
@@ -150,8 +151,7 @@ async fn the_chart_installs_runs_a_rollout_on_real_traffic_and_uninstalls_withou
         "interval": "5s", "threshold": 2, "stepWeights": [30, 60],
         "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "interval": "10s"}],
     });
-    super::super::support::apply(&stage.ns.api::<serin_crds::canary::Canary>(), &super::canary(&stage.ns, analysis))
-        .await;
+    super::super::support::apply(&stage.ns.api::<Canary>(), &super::canary(&stage.ns, analysis)).await;
     stage.initialized().await;
     set_image(&stage.ns, "serin-testapp:v2").await;
     let status = stage.outcome(Duration::from_secs(240)).await;
@@ -166,6 +166,20 @@ async fn the_chart_installs_runs_a_rollout_on_real_traffic_and_uninstalls_withou
     let query = format!("sum(meshproxy_requests_total{{namespace=\"{n}\",backend=\"podinfo-canary\"}})");
     let served = prometheus_query(prometheus, &query).await.unwrap();
     assert!(!served.is_empty(), "the bundled Prometheus has no canary requests from the waypoint");
+
+    // The next version, aborted mid-run: the rollback is counted too.
+    set_image(&stage.ns, "serin-testapp:v3").await;
+    eventually("v3 under analysis", Duration::from_secs(120), || async {
+        let canary = stage.ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?;
+        let phase = canary.status.map(|s| s.phase).unwrap_or_default();
+        if phase == CanaryPhase::Progressing { Ok(()) } else { Err(format!("{phase}")) }
+    })
+    .await;
+    super::request(&stage.ns, r#"{"id":"stop","action":"abort"}"#).await;
+    assert_eq!(stage.outcome(Duration::from_secs(120)).await.phase, CanaryPhase::Failed);
+
+    // Every query of the chart's dashboard returns data from that Prometheus.
+    dashboard_queries_return_data(prometheus, &n).await;
 
     // Uninstalled: nothing labelled with the release is left, here or cluster-wide.
     let ns = &stage.ns;
@@ -182,6 +196,41 @@ async fn the_chart_installs_runs_a_rollout_on_real_traffic_and_uninstalls_withou
     })
     .await;
     stage.finish().await;
+}
+
+/// Runs each panel's query and each variable's of `chart/dashboards/serin.json` (the variables
+/// set to `namespace` and the Canary `podinfo`) until every one returns data.
+async fn dashboard_queries_return_data(prometheus: Ipv4Addr, namespace: &str) {
+    let text = std::fs::read_to_string(format!("{CHART}/dashboards/serin.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut queries: Vec<(String, String)> = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            queries.push((panel["title"].as_str().unwrap().to_string(), target["expr"].as_str().unwrap().to_string()));
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(query) = variable["query"]["query"].as_str() {
+            // label_values(SELECTOR, LABEL) has data when SELECTOR has.
+            let selector = query.trim_start_matches("label_values(").rsplit_once(',').unwrap().0;
+            queries.push((format!("variable {}", variable["name"]), selector.to_string()));
+        }
+    }
+    assert!(queries.len() >= 12, "{queries:?}");
+    let fill = |expr: &str| {
+        expr.replace("$namespace", namespace).replace("$canary", "podinfo").replace("$__rate_interval", "1m")
+    };
+    eventually("every dashboard query returning data", Duration::from_secs(60), || async {
+        let mut empty = Vec::new();
+        for (title, expr) in &queries {
+            let result = prometheus_query(prometheus, &fill(expr)).await?;
+            if result.is_empty() {
+                empty.push(format!("{title}: {}", fill(expr)));
+            }
+        }
+        if empty.is_empty() { Ok(()) } else { Err(format!("no data for {empty:#?}")) }
+    })
+    .await;
 }
 
 /// Every object labelled `selector` of the kinds the chart makes, in `ns` and cluster-wide.
