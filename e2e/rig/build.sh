@@ -2,7 +2,7 @@
 # Builds the e2e rig's control plane from pinned Go modules, once, into a cache outside the repo:
 # kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy and kubectl (Kubernetes), etcd,
 # kwok, CoreDNS, the Prometheus server the rig runs as a pod, gitops-verdicts (Argo CD's health
-# Lua and Flux's kstatus, for the GitOps tests) and helm (for the chart's).
+# Lua and Flux's kstatus, for the GitOps tests), helm (for the chart's) and krew (for the plugin's).
 #
 # Each program is built from a wrapper module under modules/ whose committed go.mod/go.sum pin it
 # (k8s.io/kubernetes cannot be `go install`ed: its go.mod replaces the staging modules with local
@@ -31,7 +31,7 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS="-mod=mod -buildvcs=false"
 have() { for b in "$@"; do [ -x "$bin/$b" ] || return 1; done; }
 
 # Go is needed only when something is missing; Go's own installer puts it in /usr/local/go.
-if ! have etcd kwok coredns prometheus gitops-verdicts helm kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl && ! command -v go >/dev/null; then
+if ! have etcd kwok coredns prometheus gitops-verdicts helm krew kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl && ! command -v go >/dev/null; then
   if [ -x /usr/local/go/bin/go ]; then
     export PATH="$PATH:/usr/local/go/bin"
   else
@@ -106,6 +106,8 @@ build_prometheus() {
   build_prometheus
   # Argo CD's health Lua (gopher-lua) and Flux's kstatus, run on objects from the rig.
   build_from_module gitops-verdicts . ""
+  # krew, which installs kubectl serin from its manifest in the plugin's tests.
+  build_from_module krew sigs.k8s.io/krew/cmd/krew ""
   # helm, for the chart's tests.
   build_from_module helm helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
   build_kubernetes

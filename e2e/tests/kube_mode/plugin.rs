@@ -126,3 +126,48 @@ async fn plugin(args: &[&str]) -> (i32, String) {
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.code().unwrap_or(-1), text)
 }
+
+/// The release path: the binary packed by `kubectl-serin/krew/package.sh`, its manifest rendered
+/// by `render.sh`, installed by krew itself (built by the rig) from that manifest and archive; an
+/// archive that is not the one the manifest hashed is refused.
+#[test]
+fn krew_installs_kubectl_serin_from_the_rendered_manifest_and_refuses_another_archive() {
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/../kubectl-serin/krew");
+    let work = std::env::temp_dir().join(format!("serin-krew-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let run = |command: &mut std::process::Command| {
+        let output = command.output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text)
+    };
+    let target = "x86_64-unknown-linux-gnu";
+    let (ok, out) =
+        run(std::process::Command::new(format!("{scripts}/package.sh")).arg(binary()).arg(target).arg(&work));
+    assert!(ok, "{out}");
+    let archive = work.join(format!("kubectl-serin-{target}.tar.gz"));
+    let (ok, manifest) = run(std::process::Command::new(format!("{scripts}/render.sh")).arg("0.1.0").arg(&work));
+    assert!(ok, "{manifest}");
+    let manifest_path = work.join("serin.yaml");
+    std::fs::write(&manifest_path, &manifest).unwrap();
+
+    let krew = format!("{}/krew", std::env::var("SERIN_RIG_BIN").expect("SERIN_RIG_BIN, set by `rig exec`"));
+    let install = |root: &str, archive: &std::path::Path| {
+        let mut command = std::process::Command::new(&krew);
+        command.env("KREW_ROOT", work.join(root)).arg("install").arg("--manifest").arg(&manifest_path).arg("--archive");
+        run(command.arg(archive))
+    };
+    let (ok, out) = install("root", &archive);
+    assert!(ok, "krew install: {out}");
+    let installed = work.join("root/bin/kubectl-serin");
+    let (ok, version) = run(std::process::Command::new(&installed).arg("--version"));
+    assert!(ok && version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+
+    let mut other = std::fs::read(&archive).unwrap();
+    other.push(0);
+    let tampered = work.join("tampered.tar.gz");
+    std::fs::write(&tampered, other).unwrap();
+    let (ok, out) = install("other-root", &tampered);
+    assert!(!ok, "krew installed an archive the manifest did not hash: {out}");
+    assert!(out.contains("checksum does not match"), "{out}");
+    let _ = std::fs::remove_dir_all(&work);
+}
