@@ -57,15 +57,25 @@ enum Command {
         no_color: bool,
     },
     /// Skip what is left of the analysis and gates, and promote now.
-    Promote { name: String },
+    Promote {
+        name: String,
+    },
     /// Roll back now.
-    Abort { name: String },
+    Abort {
+        name: String,
+    },
     /// Hold the current step (safety checks still act).
-    Pause { name: String },
+    Pause {
+        name: String,
+    },
     /// Go on from a pause.
-    Resume { name: String },
+    Resume {
+        name: String,
+    },
     /// Run a failed revision again.
-    Retry { name: String },
+    Retry {
+        name: String,
+    },
     /// Open or close a gate (rollout, traffic-increase, promotion, rollback).
     Gate {
         #[arg(value_parser = ["open", "close"])]
@@ -81,6 +91,7 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<String>,
     },
+    Simulate(serin_engine::simulate::SimulateArgs),
     /// Print a shell completion script, e.g. `kubectl serin completion bash > /etc/bash_completion.d/kubectl-serin`.
     Completion {
         #[arg(value_enum)]
@@ -118,6 +129,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
         Command::Lint { files } => return lint(files),
+        Command::Simulate(args) => {
+            let timeline = args.clone().run().map_err(anyhow::Error::msg)?;
+            print!("{}", timeline.render());
+            return Ok(timeline.exit_code());
+        }
         Command::Completion { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "kubectl-serin", &mut std::io::stdout());
@@ -165,7 +181,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             return Ok(outcome.code());
         }
-        Command::Lint { .. } | Command::Completion { .. } => unreachable!("handled without a cluster"),
+        Command::Lint { .. } | Command::Completion { .. } | Command::Simulate(_) => {
+            unreachable!("handled without a cluster")
+        }
         Command::Promote { name } => (name, RequestAction::Promote, None),
         Command::Abort { name } => (name, RequestAction::Abort, None),
         Command::Pause { name } => (name, RequestAction::Pause, None),

@@ -78,3 +78,50 @@ fn completion_scripts_name_every_command() {
         }
     }
 }
+
+fn simulate(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-serin")).arg("simulate").args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn simulate_shows_each_example_promoted_when_healthy_and_rolled_back_when_failing() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+    let canaries: Vec<std::path::PathBuf> = std::fs::read_dir(examples)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("kind: Canary")))
+        .collect();
+    assert!(canaries.len() >= 8, "{canaries:?}");
+    let mut failing = 0;
+    for canary in &canaries {
+        let file = canary.to_str().unwrap();
+        let (code, out) = simulate(&["-f", file]);
+        assert_eq!(code, 0, "{file}: {out}");
+        assert!(out.contains("Progressing") && out.trim_end().ends_with("result: Succeeded"), "{file}: {out}");
+        // Only the builtin metrics follow the simulated error rate.
+        if std::fs::read_to_string(canary).unwrap().contains("name: request-success-rate") {
+            let (code, out) = simulate(&["-f", file, "--error-rate", "0.5"]);
+            assert_eq!(code, 1, "{file}: {out}");
+            assert!(out.trim_end().ends_with("result: Failed"), "{file}: {out}");
+            failing += 1;
+        }
+    }
+    assert!(failing >= 5, "only {failing} examples judged by request-success-rate");
+}
+
+#[test]
+fn simulate_names_what_is_wrong_with_its_input() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/canary-step-weight.yaml");
+    let (code, out) = simulate(&["-f", example, "--metric", "latency=5"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("--metric latency: the Canary has no such metric (it has: request-success-rate"), "{out}");
+    let (code, out) = simulate(&["-f", "no-such-canary.yaml"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot read no-such-canary.yaml"), "{out}");
+    let (code, out) = simulate(&["-f", example, "--error-rate", "2"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("2 is outside 0.0..=1.0"), "{out}");
+}

@@ -1,3 +1,5 @@
+//! Serin's rollout engine, shared by the controller and `kubectl serin`.
+//!
 //! The rollout state machine: a pure function from (Canary spec, status, observations, now) to
 //! (new status, actions). No I/O, no clock, no randomness.
 //!
@@ -18,7 +20,9 @@ mod decision;
 mod judge;
 mod observations;
 mod operator;
+pub mod reconcile;
 pub mod revision;
+pub mod simulate;
 pub mod strategy;
 mod tick;
 mod transitions;

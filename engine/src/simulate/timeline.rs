@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serin_crds::CanaryPhase;
 
 use super::world::{World, elapsed};
-use crate::engine::Action;
+use crate::Action;
 
 /// One tick of a simulated rollout.
 #[derive(Debug, Clone, PartialEq)]

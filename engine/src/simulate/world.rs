@@ -12,11 +12,11 @@ use serin_crds::{
     canary::{CanaryMetric, HookType},
 };
 
-use crate::engine::{
+use crate::reconcile::{CanaryRef, Observed, Platform, reconcile, run_to_completion};
+use crate::{
     Action, HookOutcome, MetricObservation, MetricValue, Observations, OperatorAction, OperatorRequest, Question,
     Readiness, RolloutDecision, Routes, revision::Revision,
 };
-use crate::reconcile::{CanaryRef, Observed, Platform, reconcile, run_to_completion};
 
 /// How the new version behaves, as seen by the builtin metrics.
 #[derive(Debug, Clone, PartialEq)]

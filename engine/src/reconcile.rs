@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use serin_crds::{CanarySpec, CanaryStatus, canary::HookType};
 
-use crate::engine::{
+use crate::{
     Action, Answers, HookOutcome, MetricObservation, Observations, Question, RolloutDecision, Step, TickInput, decide,
 };
 
