@@ -98,7 +98,8 @@ enum Command {
         shell: clap_complete::Shell,
     },
     /// Wait for the rollout of the target's current revision: exit 0 promoted, 1 failed or
-    /// aborted, 2 timed out, 3 waiting for approval (with --for paused).
+    /// aborted, 2 timed out, 3 waiting for approval (with --for paused), 4 the rollout could not
+    /// be read (no such Canary, no right to read it, or no answer from the API until the timeout).
     Wait {
         name: String,
         #[arg(long = "for", value_enum, default_value_t = wait::WaitFor::Promoted)]
@@ -172,12 +173,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             return Ok(0);
         }
         Command::Wait { name, wanted, timeout } => {
-            let outcome = wait::wait(&client, &namespace, &name, wanted, timeout).await?;
+            let outcome = wait::wait(&client, &namespace, &name, wanted, timeout).await;
             match &outcome {
                 wait::Outcome::Promoted => println!("promoted"),
                 wait::Outcome::Failed(reason) => println!("failed: {reason}"),
                 wait::Outcome::TimedOut => println!("timed out after {}", humanize(timeout)),
                 wait::Outcome::WaitingForApproval(why) => println!("waiting for approval: {why}"),
+                wait::Outcome::CannotTell(why) => eprintln!("kubectl serin: cannot tell how the rollout went: {why}"),
             }
             return Ok(outcome.code());
         }

@@ -27,6 +27,9 @@ pub enum Outcome {
     Failed(String),
     TimedOut,
     WaitingForApproval(String),
+    /// The rollout could not be read: no such Canary, no right to read it, or an API that did
+    /// not answer until the timeout. Not a verdict on the rollout, so not exit 1.
+    CannotTell(String),
 }
 
 impl Outcome {
@@ -36,6 +39,7 @@ impl Outcome {
             Outcome::Failed(_) => 1,
             Outcome::TimedOut => 2,
             Outcome::WaitingForApproval(_) => 3,
+            Outcome::CannotTell(_) => 4,
         }
     }
 }
@@ -77,40 +81,69 @@ pub fn judge(revision: &str, status: Option<&CanaryStatus>) -> Verdict {
     Verdict::Running(format!("{}, canary weight {}%: {}", status.phase, status.canary_weight, status.message))
 }
 
-/// Waits, printing a line whenever the rollout moves, until the outcome or `timeout`.
-pub async fn wait(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-    wanted: WaitFor,
-    timeout: Duration,
-) -> anyhow::Result<Outcome> {
+/// Waits, printing a line whenever the rollout moves, until the outcome or `timeout`. An API
+/// that does not answer, or answers 5xx or 429, is asked again until the timeout; any other error
+/// (no such Canary, no right to read it) ends the wait at once.
+pub async fn wait(client: &Client, namespace: &str, name: &str, wanted: WaitFor, timeout: Duration) -> Outcome {
     let started = Instant::now();
     let canaries = Api::<Canary>::namespaced(client.clone(), namespace);
     let mut last_line = String::new();
     loop {
-        let canary = canaries.get_opt(name).await?.ok_or_else(|| anyhow::anyhow!("no Canary {namespace}/{name}"))?;
-        let revision = crate::revision::current(client, namespace, &canary).await?;
-        let verdict = judge(&revision, canary.status.as_ref());
-        let line = match &verdict {
-            Verdict::Promoted => format!("revision {revision} promoted"),
-            Verdict::Failed(reason) => format!("revision {revision} failed: {reason}"),
-            Verdict::Held(why) | Verdict::Running(why) => format!("revision {revision}: {why}"),
+        let (line, verdict) = match observe(client, &canaries, namespace, name).await {
+            Ok((revision, status)) => {
+                let verdict = judge(&revision, status.as_ref());
+                let line = match &verdict {
+                    Verdict::Promoted => format!("revision {revision} promoted"),
+                    Verdict::Failed(reason) => format!("revision {revision} failed: {reason}"),
+                    Verdict::Held(why) | Verdict::Running(why) => format!("revision {revision}: {why}"),
+                };
+                (line, Some(verdict))
+            }
+            Err(problem) if transient(&problem) => {
+                if started.elapsed() >= timeout {
+                    return Outcome::CannotTell(format!(
+                        "the rollout could not be read until the timeout: {problem:#}"
+                    ));
+                }
+                (format!("cannot read the rollout, asking again: {problem:#}"), None)
+            }
+            Err(problem) => return Outcome::CannotTell(format!("{problem:#}")),
         };
         if line != last_line {
             println!("{} {namespace}/{name} {line}", jiff::Timestamp::now().strftime("%H:%M:%S"));
             last_line = line;
         }
         match verdict {
-            Verdict::Promoted => return Ok(Outcome::Promoted),
-            Verdict::Failed(reason) => return Ok(Outcome::Failed(reason)),
-            Verdict::Held(why) if wanted == WaitFor::Paused => return Ok(Outcome::WaitingForApproval(why)),
+            Some(Verdict::Promoted) => return Outcome::Promoted,
+            Some(Verdict::Failed(reason)) => return Outcome::Failed(reason),
+            Some(Verdict::Held(why)) if wanted == WaitFor::Paused => return Outcome::WaitingForApproval(why),
             _ => {}
         }
         if started.elapsed() >= timeout {
-            return Ok(Outcome::TimedOut);
+            return Outcome::TimedOut;
         }
         tokio::time::sleep(Duration::from_secs(2).min(timeout.saturating_sub(started.elapsed()))).await;
+    }
+}
+
+/// The target's current revision and the Canary's status.
+async fn observe(
+    client: &Client,
+    canaries: &Api<Canary>,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<(String, Option<CanaryStatus>)> {
+    let canary = canaries.get_opt(name).await?.ok_or_else(|| anyhow::anyhow!("no Canary {namespace}/{name}"))?;
+    let revision = crate::revision::current(client, namespace, &canary).await?;
+    Ok((revision, canary.status))
+}
+
+/// Whether asking again may help: the API unreachable, overloaded or failing, not a refusal.
+fn transient(problem: &anyhow::Error) -> bool {
+    match problem.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(status)) => matches!(status.code, 408 | 429 | 500..=599),
+        Some(_) => true,
+        None => false,
     }
 }
 

@@ -125,3 +125,38 @@ fn simulate_names_what_is_wrong_with_its_input() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("2 is outside 0.0..=1.0"), "{out}");
 }
+
+/// A CI gate must not call an unreachable API a failed rollout: it asks again until its timeout,
+/// then exits 4 (cannot tell), never 1 (failed).
+#[test]
+fn wait_asks_an_unreachable_api_again_and_then_says_it_cannot_tell() {
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("serin-wait-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"http://127.0.0.1:{port}\"}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u, namespace: test}}}}]\n\
+             current-context: x\n"
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-serin"))
+        .args(["wait", "podinfo", "--timeout", "5s"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{text}");
+    assert!(text.contains("test/podinfo cannot read the rollout, asking again"), "{text}");
+    assert!(
+        text.contains("cannot tell how the rollout went: the rollout could not be read until the timeout"),
+        "{text}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(5), "it gave up before its timeout: {text}");
+}

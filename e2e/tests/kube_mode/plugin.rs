@@ -17,6 +17,10 @@ async fn kubectl_serin_wait_passes_only_for_the_current_revision_and_requests_st
     // v1 was promoted at bootstrap.
     let (code, out) = plugin(&["wait", "podinfo", "-n", n, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{out}");
+    // A Canary that is not there is no rollout to judge: 4 at once, not 1 and not a long wait.
+    let (code, out) = plugin(&["wait", "podinf0", "-n", n, "--timeout", "10m"]).await;
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains(&format!("cannot tell how the rollout went: no Canary {n}/podinf0")), "{out}");
 
     // A new image: right after the push the Canary still shows v1's success, which must not pass.
     // The run then holds at the closed promotion gate: `--for paused` ends there (3), a plain wait
