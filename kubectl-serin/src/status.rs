@@ -71,8 +71,14 @@ async fn gather(client: &Client, namespace: &str, name: &str) -> anyhow::Result<
     let kind = target.kind.as_deref().unwrap_or("Deployment");
     let primary_images = images(client, namespace, kind, &canary.spec.primary_workload_name()).await?;
     let canary_images = images(client, namespace, kind, &target.name).await?;
+    // The apiserver picks this Canary's events (this very object, by uid, not an earlier one of
+    // the same name), so a watch does not read the whole namespace's events every second.
+    let mut fields = format!("regarding.kind=Canary,regarding.name={name}");
+    if let Some(uid) = &canary.metadata.uid {
+        fields.push_str(&format!(",regarding.uid={uid}"));
+    }
     let mut events: Vec<Event> = Api::<Event>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
+        .list(&ListParams::default().fields(&fields))
         .await?
         .items
         .into_iter()

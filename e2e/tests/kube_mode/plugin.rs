@@ -52,6 +52,7 @@ async fn kubectl_serin_wait_passes_only_for_the_current_revision_and_requests_st
     ] {
         assert!(out.contains(line), "{line:?} not in\n{out}");
     }
+    assert!(out.contains("Advance podinfo canary weight 50"), "the Canary's own events listed: {out}");
     assert!(!out.contains('\x1b'), "no colour off a terminal: {out:?}");
     // ...and through a pseudo-terminal, `--watch` redraws in place, in colour unless NO_COLOR.
     let watched = in_terminal(&["status", "podinfo", "-n", n, "--watch"], &[]).await;
