@@ -179,6 +179,15 @@ impl OperatorRequest {
     pub fn to_annotation(&self) -> String {
         serde_json::to_string(self).expect("a request serializes")
     }
+
+    /// The merge patch that writes this request onto a Canary read at `resource_version`. The
+    /// resourceVersion makes the write fail (409) rather than overwrite a request written since.
+    pub fn annotation_patch(&self, resource_version: Option<&str>) -> serde_json::Value {
+        serde_json::json!({"metadata": {
+            "resourceVersion": resource_version,
+            "annotations": {ANNOTATION: self.to_annotation()},
+        }})
+    }
 }
 
 /// The request a Canary's annotation holds that the controller has not acted on yet, given the

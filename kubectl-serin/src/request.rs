@@ -34,11 +34,7 @@ pub async fn send(
             waiting.action
         );
     }
-    // The resourceVersion makes the write fail rather than overwrite a request written meanwhile.
-    let patch = serde_json::json!({"metadata": {
-        "resourceVersion": canary.metadata.resource_version,
-        "annotations": {ANNOTATION: request.to_annotation()},
-    }});
+    let patch = request.annotation_patch(canary.metadata.resource_version.as_deref());
     canaries.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(|e| match e {
         kube::Error::Api(status) if status.code == 409 => {
             anyhow::anyhow!("Canary {namespace}/{name} changed while the request was written; run the command again")

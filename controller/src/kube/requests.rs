@@ -176,11 +176,7 @@ impl ClusterRequests {
                 action: pending.action.to_string(),
             });
         }
-        let value = serde_json::to_string(request).expect("a request serializes");
-        let patch = serde_json::json!({"metadata": {
-            "resourceVersion": canary.metadata.resource_version,
-            "annotations": {ANNOTATION: value},
-        }});
+        let patch = request.annotation_patch(canary.metadata.resource_version.as_deref());
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         api.patch(name, &params, &Patch::Merge(&patch)).await.map(drop).map_err(|source| match source {
             ::kube::Error::Api(status) if status.code == 409 => {
