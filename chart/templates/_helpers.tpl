@@ -59,19 +59,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [serin.dev]
   resources: [metrictemplates, alertproviders]
   verbs: [get, list, watch]
-# What it generates and steers: the primary workload, the Services, the route, the primary HPA.
+# What it generates and steers: the primary workload, the Services, the route, the primary HPA
+# (never deleted by the controller: they are owned by the Canary and go with it).
 - apiGroups: [apps]
   resources: [deployments, daemonsets]
   verbs: [get, list, watch, create, patch, update]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, watch, create, patch, update]
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, watch, create, patch, update]
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, watch, create, patch, update]
 # The target's ConfigMaps and Secrets: a change is a new revision, and the primary gets copies.
 - apiGroups: [""]
   resources: [configmaps, secrets]

@@ -36,6 +36,9 @@ fn helm(args: &[&str]) -> (i32, String) {
 fn the_chart_lints_and_its_schema_refuses_bad_values_naming_them() {
     let (code, out) = helm(&["lint", "--strict", CHART]);
     assert_eq!(code, 0, "{out}");
+    // As a dependency of an umbrella chart it gets `global` (and maybe `enabled`) from Helm.
+    let (code, out) = helm(&["template", "serin", CHART, "--set", "global.imageRegistry=x", "--set", "enabled=true"]);
+    assert_eq!(code, 0, "{out}");
     // Every template, each option on, renders to well-formed objects (no duplicate keys either).
     let (code, out) = helm(&[
         "template",
@@ -65,6 +68,7 @@ fn the_chart_lints_and_its_schema_refuses_bad_values_naming_them() {
         ("controller.replicas=0", "/controller/replicas"),
         ("waypoint.namespaces={Not_A_Namespace}", "/waypoint/namespaces/0"),
         ("controller.prometusURL=http://prometheus:9090", "'prometusURL' not allowed"),
+        ("prometheus.image.tag=", "/prometheus/image/tag"),
     ] {
         let (code, out) = helm(&["template", "serin", CHART, "--set", value]);
         assert_ne!(code, 0, "{value} was accepted:\n{out}");
@@ -199,7 +203,7 @@ async fn the_chart_installs_runs_a_rollout_on_real_traffic_and_uninstalls_withou
 }
 
 /// Runs each panel's query and each variable's of `chart/dashboards/serin.json` (the variables
-/// set to `namespace` and the Canary `podinfo`) until every one returns data.
+/// set to `namespace` and the Canary, target and Service `podinfo`) until every one returns data.
 async fn dashboard_queries_return_data(prometheus: Ipv4Addr, namespace: &str) {
     let text = std::fs::read_to_string(format!("{CHART}/dashboards/serin.json")).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -218,7 +222,10 @@ async fn dashboard_queries_return_data(prometheus: Ipv4Addr, namespace: &str) {
     }
     assert!(queries.len() >= 12, "{queries:?}");
     let fill = |expr: &str| {
-        expr.replace("$namespace", namespace).replace("$canary", "podinfo").replace("$__rate_interval", "1m")
+        let values =
+            [("$namespace", namespace), ("$canary", "podinfo"), ("$target", "podinfo"), ("$service", "podinfo")];
+        let filled = values.iter().fold(expr.to_string(), |e, (variable, value)| e.replace(variable, value));
+        filled.replace("$__rate_interval", "1m")
     };
     eventually("every dashboard query returning data", Duration::from_secs(60), || async {
         let mut empty = Vec::new();
