@@ -8,9 +8,9 @@ use anyhow::Context as _;
 use clap::Args;
 use serin_controller::analysis::MetricSources;
 use serin_controller::api::{Api, RequestSink};
-use serin_controller::kube::leader::{LeaseConfig, lead};
+use serin_controller::kube::leader::LeaseConfig;
 use serin_controller::kube::requests::ClusterRequests;
-use serin_controller::kube::{Context, run};
+use serin_controller::kube::{Context, run, run_replica};
 use serin_controller::outbound::Outbound;
 
 #[derive(Args, Debug)]
@@ -92,7 +92,7 @@ pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
                     duration: Duration::from_secs(15),
                     renew_every: Duration::from_secs(5),
                 };
-                lead(&context.client.clone(), &config, run(context)).await?;
+                run_replica(context, &config).await?;
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -167,15 +167,40 @@ pub async fn preflight(client: &Client, namespace: Option<&str>, kinds: &[Requir
     if missing.is_empty() { Ok(()) } else { Err(missing) }
 }
 
-/// Reconciles every Canary in the cluster (or the context's namespace) until the process ends.
-pub async fn run(context: Arc<Context>) {
+/// The label selector of the Canaries this controller runs: those of its instance, or, without
+/// one, those that name none.
+fn mine(context: &Context) -> String {
     let label = serin_crds::CONTROLLER_INSTANCE_LABEL;
-    let mine = match &context.instance {
+    match &context.instance {
         Some(instance) => format!("{label}={instance}"),
         None => format!("!{label}"),
-    };
+    }
+}
+
+/// One replica of several: keeps a store of the Canaries for the API (gate checks, operator
+/// requests) whether or not it leads, and reconciles them while it holds the lease. Without the
+/// store a replica that does not lead would answer every gate check and request with "no such
+/// Canary", while the Service sends it its share of them. The leader's controller keeps its own
+/// store (a second copy of the Canaries, the price of that answer).
+pub async fn run_replica(context: Arc<Context>, lease: &leader::LeaseConfig) -> Result<(), KubeError> {
     let (store, writer) = ::kube::runtime::reflector::store();
-    let canaries = watcher(context.api::<Canary>(), watcher::Config::default().labels(&mine))
+    let mirror = watcher(context.api::<Canary>(), watcher::Config::default().labels(&mine(&context)))
+        .default_backoff()
+        .modify(|canary| canary.managed_fields_mut().clear())
+        .reflect(writer)
+        .for_each(|_| async {});
+    let _ = context.canaries.set(store);
+    let client = context.client.clone();
+    tokio::select! {
+        led = leader::lead(&client, lease, run(context)) => led,
+        () = mirror => Ok(()),
+    }
+}
+
+/// Reconciles every Canary in the cluster (or the context's namespace) until the process ends.
+pub async fn run(context: Arc<Context>) {
+    let (store, writer) = ::kube::runtime::reflector::store();
+    let canaries = watcher(context.api::<Canary>(), watcher::Config::default().labels(&mine(&context)))
         .default_backoff()
         // The store holds every Canary for the life of the process; managedFields are about half
         // of each and nothing here reads them.
@@ -194,6 +219,7 @@ pub async fn run(context: Arc<Context>) {
         );
     let controller = Controller::for_stream(canaries, store.clone())
         .with_config(::kube::runtime::controller::Config::default().concurrency(context.workers));
+    // The API reads this store, unless a replica's own (run_replica) was set first.
     let _ = context.canaries.set(store.clone());
     let (deployment_store, daemon_set_store) = (store.clone(), store.clone());
     let config_store = store.clone();

@@ -450,7 +450,7 @@ async fn the_start_check_names_each_missing_kind_and_how_to_install_it() {
 
 #[tokio::test]
 async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies() {
-    use serin_controller::kube::leader::{LeaseConfig, lead};
+    use serin_controller::kube::leader::LeaseConfig;
     let ns = namespace_with_target("kube-leader").await;
     let replica = |identity: &str| {
         let config = LeaseConfig {
@@ -462,24 +462,37 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies() {
             renew_every: Duration::from_secs(1),
         };
         let context = start_controller_context(&ns);
-        let client = ns.client.clone();
-        tokio::spawn(async move { lead(&client, &config, serin_controller::kube::run(context)).await })
+        let api = context.clone();
+        let replica = tokio::spawn(async move { serin_controller::kube::run_replica(context, &config).await });
+        (replica, api)
     };
     let holder = || async {
         let lease = ns.api::<k8s_openapi::api::coordination::v1::Lease>().get_opt("serin-controller").await;
         lease.ok().flatten().and_then(|l| l.spec).and_then(|s| s.holder_identity).unwrap_or_default()
     };
-    let a = replica("replica-a");
+    let (a, _) = replica("replica-a");
     eventually("replica-a leading", Duration::from_secs(30), || async {
         let now = holder().await;
         if now == "replica-a" { Ok(()) } else { Err(now) }
     })
     .await;
-    let b = replica("replica-b");
+    let (b, b_context) = replica("replica-b");
     apply(&ns.api::<Canary>(), &canary(&ns, json!({"interval": "1s", "stepWeight": 50, "maxWeight": 50}))).await;
     wait_for_phase(&ns, CanaryPhase::Initialized, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(holder().await, "replica-a", "a live leader keeps its lease");
+    // The Service sends gate checks to either replica: the one waiting answers them too (a closed
+    // gate, 403), not "no such Canary" (404).
+    let standby = serve_api(&b_context, false).await;
+    let path = format!("/gates/{}/podinfo/promotion", ns.name);
+    let code = eventually("the standby answering a gate check", Duration::from_secs(30), || async {
+        match super::support::http_get([127, 0, 0, 1].into(), standby.port(), &path).await {
+            Ok((403, _)) => Ok(403),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(code, 403);
 
     // The leader dies without a word; the other takes over once the lease runs out, and carries on.
     a.abort();
