@@ -2,6 +2,13 @@
 
 use std::process::Command;
 
+/// Runs `kubectl-serin ARGS`; its exit code and what it printed (stdout, then stderr).
+fn plugin(args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-serin")).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), text)
+}
+
 fn lint(text: &str) -> (i32, String) {
     // One folder per call: tests run in parallel threads of one process.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -10,10 +17,9 @@ fn lint(text: &str) -> (i32, String) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("canary.yaml");
     std::fs::write(&path, text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-serin")).args(["lint", "-f"]).arg(&path).output().unwrap();
+    let (code, out) = plugin(&["lint".as_ref(), "-f".as_ref(), path.as_os_str()]);
     let _ = std::fs::remove_dir_all(&dir);
-    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
-    (output.status.code().unwrap_or(-1), text.replace(&path.display().to_string(), "FILE"))
+    (code, out.replace(&path.display().to_string(), "FILE"))
 }
 
 #[test]
@@ -80,9 +86,9 @@ fn completion_scripts_name_every_command() {
 }
 
 fn simulate(args: &[&str]) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_kubectl-serin")).arg("simulate").args(args).output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
-    (output.status.code().unwrap_or(-1), text)
+    let args: Vec<&std::ffi::OsStr> =
+        std::iter::once("simulate").chain(args.iter().copied()).map(AsRef::as_ref).collect();
+    plugin(&args)
 }
 
 #[test]

@@ -18,7 +18,7 @@ use serin_crds::CanaryPhase;
 use serin_crds::canary::Canary;
 
 use super::super::support::cluster::{prometheus_query, traffic_report};
-use super::super::support::{TestNamespace, eventually};
+use super::super::support::{TestNamespace, eventually, rig_tool};
 use super::waypoint::{Stage, only_version_from_now_on};
 use super::{image_of, namespace_with_target, set_image};
 
@@ -26,8 +26,7 @@ const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../chart");
 
 /// `helm ARGS`, with the rig's kubeconfig; its exit code and what it printed.
 fn helm(args: &[&str]) -> (i32, String) {
-    let bin = std::env::var("SERIN_RIG_BIN").expect("SERIN_RIG_BIN, set by `rig exec`");
-    let output = Command::new(format!("{bin}/helm")).args(args).output().expect("helm (built by `rig up`)");
+    let output = Command::new(rig_tool("helm")).args(args).output().expect("helm (built by `rig up`)");
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     (output.status.code().unwrap_or(-1), text)
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use serin_crds::CanaryPhase;
 use serin_crds::canary::Canary;
 
-use super::super::support::{TestNamespace, eventually};
+use super::super::support::{TestNamespace, eventually, rig_tool};
 use super::{initialized_behind_a_promotion_gate, request, set_image, wait_for_phase};
 
 const GITOPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/gitops");
@@ -92,8 +92,7 @@ fn health_script() -> String {
 
 /// What `gitops-verdicts ARGS` says about `object`.
 fn verdict(args: &[&str], object: &Value) -> Value {
-    let bin = std::env::var("SERIN_RIG_BIN").expect("SERIN_RIG_BIN, set by `rig exec`");
-    let mut child = Command::new(format!("{bin}/gitops-verdicts"))
+    let mut child = Command::new(rig_tool("gitops-verdicts"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

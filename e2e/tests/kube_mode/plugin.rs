@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use serin_crds::canary::Canary;
 
-use super::super::support::eventually;
+use super::super::support::{eventually, rig_tool};
 use super::{image_of, initialized_behind_a_promotion_gate, set_image};
 
 #[tokio::test]
@@ -155,7 +155,7 @@ fn krew_installs_kubectl_serin_from_the_rendered_manifest_and_refuses_another_ar
     let manifest_path = work.join("serin.yaml");
     std::fs::write(&manifest_path, &manifest).unwrap();
 
-    let krew = format!("{}/krew", std::env::var("SERIN_RIG_BIN").expect("SERIN_RIG_BIN, set by `rig exec`"));
+    let krew = rig_tool("krew");
     let install = |root: &str, archive: &std::path::Path| {
         let mut command = std::process::Command::new(&krew);
         command.env("KREW_ROOT", work.join(root)).arg("install").arg("--manifest").arg(&manifest_path).arg("--archive");

@@ -25,6 +25,13 @@ pub async fn rig_client() -> Client {
     client
 }
 
+/// A program `rig up` built beside the control plane (helm, krew, gitops-verdicts); `rig exec`
+/// says where, in SERIN_RIG_BIN.
+pub fn rig_tool(name: &str) -> std::path::PathBuf {
+    let bin = std::env::var("SERIN_RIG_BIN").expect("SERIN_RIG_BIN, set by `rig exec`");
+    std::path::Path::new(&bin).join(name)
+}
+
 /// A namespace of the test's own, deleted when the test ends well (`rig down` removes the rest).
 pub struct TestNamespace {
     pub client: Client,
