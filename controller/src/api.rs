@@ -7,6 +7,9 @@
 //! - `POST /canaries/{ns}/{name}/{promote|abort|pause|resume|retry}[?id=ID]`: accepted (202) and acted
 //!   on at the Canary's next tick; the outcome is in its status (`lastHandledRequest`) and events
 //! - `POST /canaries/{ns}/{name}/{open-gate|close-gate}/{gate}`
+//! - standalone only, the Canaries as the Kubernetes API serves them: `GET /canaries[/{ns}]` (a
+//!   List), `GET /canaries/{ns}/{name}` (the Canary with its status), `.../events` (oldest first)
+//!   and `.../target` (the revision to roll out, read from the manifests on disk now)
 //!
 //! In a cluster, gate checks read the Canary's status and stay open to the cluster; everything
 //! that changes a rollout (opening or closing a gate, every operator request) needs a bearer token
@@ -31,6 +34,7 @@ use serin_crds::operator_request::{OperatorRequest, RequestAction};
 use crate::hooks::gates::{Gate, GateRequest, GateStore};
 use crate::kube::requests::ClusterRequests;
 use crate::standalone::requests::RequestStore;
+use crate::standalone::view::{CanaryView, TargetError};
 
 /// Reports the status of every Canary, for `GET /status`.
 pub type StatusReport = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
@@ -52,6 +56,9 @@ pub struct Api {
     pub metrics: Option<MetricsReport>,
     /// Where operator requests go.
     pub requests: Option<RequestSink>,
+    /// Standalone: the Canaries it runs, for `GET /canaries`. In a cluster they are read from the
+    /// Kubernetes API.
+    pub canaries: Option<Arc<CanaryView>>,
 }
 
 /// Where the API sends the operator requests it accepts.
@@ -104,6 +111,9 @@ impl Api {
                 None => reply(StatusCode::NOT_FOUND, json!({"error": "no status here"})),
             };
         }
+        if method == http::Method::GET && (path == "/canaries" || path.starts_with("/canaries/")) {
+            return self.read_canaries(path.trim_start_matches("/canaries").trim_matches('/')).await;
+        }
         let token = bearer_token(&request);
         if let Some(rest) = path.strip_prefix("/canaries/") {
             return self.operator_request(&method, rest, request.uri().query(), token).await;
@@ -120,6 +130,49 @@ impl Api {
             None => reply(
                 StatusCode::NOT_FOUND,
                 json!({"error": format!("{method} {path}: not found; the API serves /healthz, /status, /gates and /canaries")}),
+            ),
+        }
+    }
+
+    /// `GET /canaries/[{ns}[/{name}[/events|/target]]]`; `rest` is the path after `/canaries/`.
+    async fn read_canaries(&self, rest: &str) -> Response<Full<Bytes>> {
+        let Some(view) = &self.canaries else {
+            return reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "this controller serves no Canaries: in a cluster, read them from the Kubernetes API"}),
+            );
+        };
+        let segments: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
+        let list = |items: Vec<serin_crds::Canary>| json!({"apiVersion": "v1", "kind": "List", "items": items});
+        let no_canary =
+            |ns: &str, name: &str| reply(StatusCode::NOT_FOUND, json!({"error": format!("no Canary {ns}/{name}")}));
+        match segments.as_slice() {
+            [] => reply(StatusCode::OK, list(view.list(None))),
+            [namespace] => reply(StatusCode::OK, list(view.list(Some(namespace)))),
+            [namespace, name] => match view.get(namespace, name) {
+                Some(canary) => reply(StatusCode::OK, json!(canary)),
+                None => no_canary(namespace, name),
+            },
+            [namespace, name, "events"] => match view.events(namespace, name) {
+                Some(events) => reply(StatusCode::OK, json!({"items": events})),
+                None => no_canary(namespace, name),
+            },
+            [namespace, name, "target"] => {
+                // Reads the manifests folder: off the async threads.
+                let (view, namespace, name) = (view.clone(), namespace.to_string(), name.to_string());
+                let target = tokio::task::spawn_blocking(move || view.target(&namespace, &name)).await;
+                match target.expect("reading the target does not panic") {
+                    Ok(target) => reply(StatusCode::OK, json!(target)),
+                    Err(missing @ TargetError::NoCanary(_)) => {
+                        reply(StatusCode::NOT_FOUND, json!({"error": missing.to_string()}))
+                    }
+                    // Likely mid-edit: asking again may help.
+                    Err(problem) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": problem.to_string()})),
+                }
+            }
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "Canaries are read at GET /canaries[/{namespace}[/{name}[/events|/target]]]"}),
             ),
         }
     }

@@ -72,6 +72,7 @@ pub fn run_in_cluster(args: KubernetesArgs) -> anyhow::Result<ExitCode> {
             status: None,
             metrics: Some(Arc::new(move || telemetry.telemetry.render())),
             requests: Some(RequestSink::Cluster(Arc::new(ClusterRequests { context: context.clone() }))),
+            canaries: None,
         };
         let address = serin_controller::api::start(args.api, Arc::new(api))
             .await

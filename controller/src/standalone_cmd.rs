@@ -134,7 +134,9 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         let state = controller.state.clone();
         let status = Arc::new(move || serde_json::to_value(&*state.lock().expect("state lock")).unwrap_or_default());
         let requests = Some(api::RequestSink::Local(controller.requests.clone()));
-        let address = api::start(args.api, Arc::new(Api { gates: Some(gates), gate_check: None, status: Some(status), metrics: None, requests }))
+        let canaries = Some(Arc::new(controller.view(gates.clone())));
+        let api = Api { gates: Some(gates), gate_check: None, status: Some(status), metrics: None, requests, canaries };
+        let address = api::start(args.api, Arc::new(api))
             .await
             .with_context(|| format!("cannot listen on {} for the API", args.api))?;
         tracing::info!(api = %address, canaries = controller.manifests().canaries.len(), "serin standalone controller running");

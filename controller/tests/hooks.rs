@@ -124,7 +124,14 @@ async fn gates_open_through_the_api_answer_webhooks_and_survive_a_restart() {
     let gates = Arc::new(GateStore::open_file(&file).unwrap());
     let address = api::start(
         "127.0.0.1:0".parse().unwrap(),
-        Arc::new(Api { gates: Some(gates.clone()), gate_check: None, status: None, metrics: None, requests: None }),
+        Arc::new(Api {
+            gates: Some(gates.clone()),
+            gate_check: None,
+            status: None,
+            metrics: None,
+            requests: None,
+            canaries: None,
+        }),
     )
     .await
     .unwrap();

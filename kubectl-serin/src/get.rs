@@ -13,20 +13,13 @@ pub enum Output {
     Yaml,
 }
 
-/// The Canaries to show: one by name, those of a namespace, or all (`namespace` None).
-pub async fn canaries(client: &Client, namespace: Option<&str>, name: Option<&str>) -> anyhow::Result<Vec<Canary>> {
+/// The Canaries of a namespace, or of all (`namespace` None), from the cluster.
+pub async fn list(client: &Client, namespace: Option<&str>) -> anyhow::Result<Vec<Canary>> {
     let api: Api<Canary> = match namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
-    match name {
-        Some(name) => {
-            let where_ = namespace.unwrap_or_default();
-            let found = api.get_opt(name).await?;
-            Ok(vec![found.ok_or_else(|| anyhow::anyhow!("no Canary {where_}/{name}"))?])
-        }
-        None => Ok(api.list(&ListParams::default()).await?.items),
-    }
+    Ok(api.list(&ListParams::default()).await?.items)
 }
 
 /// The text to print for `canaries`.

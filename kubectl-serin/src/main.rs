@@ -1,5 +1,6 @@
 //! `kubectl serin`: steer Serin rollouts and gate CI on them. kubectl finds this binary on PATH as
-//! `kubectl-serin`; it reads the same kubeconfig kubectl does.
+//! `kubectl-serin`; it reads the same kubeconfig kubectl does, or with `--standalone URL` talks to
+//! a standalone controller's API instead (see `source`).
 //!
 //! Exit codes of `wait`: 0 promoted, 1 failed or aborted, 2 timed out, 3 waiting for approval (with
 //! `--for paused`). Every other command exits 1 on an error, naming what and where.
@@ -7,6 +8,8 @@
 mod get;
 mod request;
 mod revision;
+mod source;
+mod standalone;
 mod status;
 mod wait;
 
@@ -22,6 +25,9 @@ struct Cli {
     /// The Canary's namespace (default: the kubeconfig context's).
     #[arg(short, long, global = true)]
     namespace: Option<String>,
+    /// A standalone controller's API to talk to instead of a cluster, e.g. http://127.0.0.1:9090.
+    #[arg(long, global = true, env = "SERIN_STANDALONE", value_name = "URL")]
+    standalone: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -142,17 +148,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         _ => {}
     }
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| anyhow::anyhow!("no Kubernetes API to talk to (check KUBECONFIG or the current context): {e}"))?;
-    let namespace = cli.namespace.clone().unwrap_or_else(|| client.default_namespace().to_string());
+    let source = source::Source::connect(cli.standalone.as_deref()).await?;
+    let namespace = cli.namespace.clone().unwrap_or_else(|| source.default_namespace());
     let (name, action, gate) = match cli.command {
         Command::Get { name, all_namespaces, output } => {
             if all_namespaces && name.is_some() {
                 anyhow::bail!("a Canary is named within one namespace: drop -A or the name");
             }
             let scope = (!all_namespaces).then_some(namespace.as_str());
-            let found = get::canaries(&client, scope, name.as_deref()).await?;
+            let found = source.canaries(scope, name.as_deref()).await?;
             print!("{}", get::render(&found, output, all_namespaces)?);
             return Ok(0);
         }
@@ -163,17 +167,17 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let style = status::Style { colour, redraw: terminal };
             // SERIN_STATUS_FOR bounds a watch (seconds), for scripts and tests.
             let until = std::env::var("SERIN_STATUS_FOR").ok().and_then(|s| s.parse().ok()).map(Duration::from_secs);
-            status::show(&client, &namespace, &name, watch, style, until).await?;
+            status::show(&source, &namespace, &name, watch, style, until).await?;
             return Ok(0);
         }
         Command::List { all_namespaces, output } => {
             let scope = (!all_namespaces).then_some(namespace.as_str());
-            let found = get::canaries(&client, scope, None).await?;
+            let found = source.canaries(scope, None).await?;
             print!("{}", get::render(&found, output, all_namespaces)?);
             return Ok(0);
         }
         Command::Wait { name, wanted, timeout } => {
-            let outcome = wait::wait(&client, &namespace, &name, wanted, timeout).await;
+            let outcome = wait::wait(&source, &namespace, &name, wanted, timeout).await;
             match &outcome {
                 wait::Outcome::Promoted => println!("promoted"),
                 wait::Outcome::Failed(reason) => println!("failed: {reason}"),
@@ -196,7 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             (name, action, Some(gate))
         }
     };
-    let answer = request::send(&client, &namespace, &name, action, gate.as_deref()).await?;
+    let answer = request::send(&source, &namespace, &name, action, gate.as_deref()).await?;
     println!("{answer}");
     Ok(0)
 }

@@ -14,6 +14,7 @@ use serin_crds::canary_status::MetricOutcome;
 use serin_crds::{CanaryPhase, CanaryStatus};
 
 use crate::get::{step_of, strategy, threshold};
+use crate::source::Source;
 
 /// How the view is drawn.
 #[derive(Clone, Copy, Debug)]
@@ -25,7 +26,7 @@ pub struct Style {
 
 /// Shows the view once, or with `watch` until interrupted (or `until` passes, for tests).
 pub async fn show(
-    client: &Client,
+    source: &Source,
     namespace: &str,
     name: &str,
     watch: bool,
@@ -35,7 +36,7 @@ pub async fn show(
     let started = std::time::Instant::now();
     let mut last = String::new();
     loop {
-        let view = render(&gather(client, namespace, name).await?, style);
+        let view = render(&source.snapshot(namespace, name).await?, style);
         if view != last {
             if watch && style.redraw {
                 // Home and clear: the view replaces the last one.
@@ -56,17 +57,17 @@ pub async fn show(
 /// What one view shows.
 pub struct Snapshot {
     pub canary: Canary,
-    pub primary_images: Vec<String>,
-    pub canary_images: Vec<String>,
+    /// What primary and canary run: a workload's images, or a standalone group's labels and
+    /// endpoints.
+    pub primary_runs: Vec<String>,
+    pub canary_runs: Vec<String>,
     /// Newest last: (reason, note).
     pub events: Vec<(String, String)>,
 }
 
-async fn gather(client: &Client, namespace: &str, name: &str) -> anyhow::Result<Snapshot> {
-    let canary = Api::<Canary>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no Canary {namespace}/{name}"))?;
+/// The snapshot of `canary` in a cluster: its workloads' images and its events.
+pub async fn cluster_snapshot(client: &Client, namespace: &str, canary: Canary) -> anyhow::Result<Snapshot> {
+    let name = canary.metadata.name.clone().unwrap_or_default();
     let target = &canary.spec.target_ref;
     let kind = target.kind.as_deref().unwrap_or("Deployment");
     let primary_images = images(client, namespace, kind, &canary.spec.primary_workload_name()).await?;
@@ -85,7 +86,7 @@ async fn gather(client: &Client, namespace: &str, name: &str) -> anyhow::Result<
         .filter(|e| {
             let regarding = e.regarding.as_ref();
             regarding.and_then(|r| r.kind.as_deref()) == Some("Canary")
-                && regarding.and_then(|r| r.name.as_deref()) == Some(name)
+                && regarding.and_then(|r| r.name.as_deref()) == Some(name.as_str())
         })
         .collect();
     events.sort_by_key(last_seen);
@@ -96,7 +97,7 @@ async fn gather(client: &Client, namespace: &str, name: &str) -> anyhow::Result<
         .rev()
         .map(|e| (e.reason.clone().unwrap_or_default(), e.note.clone().unwrap_or_default()))
         .collect();
-    Ok(Snapshot { canary, primary_images, canary_images, events })
+    Ok(Snapshot { canary, primary_runs: primary_images, canary_runs: canary_images, events })
 }
 
 fn last_seen(event: &Event) -> Option<jiff::Timestamp> {
@@ -125,8 +126,8 @@ pub fn render(snapshot: &Snapshot, style: Style) -> String {
         canary.metadata.name.as_deref().unwrap_or_default()
     );
     out.push_str(&format!("Canary {}  ({})\n", paint("1", &name), strategy(analysis)));
-    out.push_str(&format!("  primary  {}\n", list(&snapshot.primary_images)));
-    out.push_str(&format!("  canary   {}\n", list(&snapshot.canary_images)));
+    out.push_str(&format!("  primary  {}\n", list(&snapshot.primary_runs)));
+    out.push_str(&format!("  canary   {}\n", list(&snapshot.canary_runs)));
     let phase_colour = match status.phase {
         CanaryPhase::Failed => "31",
         CanaryPhase::Succeeded | CanaryPhase::Initialized => "32",
@@ -266,8 +267,8 @@ mod tests {
         .unwrap();
         let snapshot = Snapshot {
             canary,
-            primary_images: vec!["web:1.0".into()],
-            canary_images: vec!["web:1.1".into()],
+            primary_runs: vec!["web:1.0".into()],
+            canary_runs: vec!["web:1.1".into()],
             events: vec![("Synced".into(), "Advance web.shop canary weight 30".into())],
         };
         let view = render(&snapshot, Style { colour: false, redraw: false });

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use kube::{Api, Client};
-use serin_crds::canary::Canary;
 use serin_crds::{CanaryPhase, CanaryStatus};
+
+use crate::source::{Source, transient};
 
 /// What `wait` waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -84,12 +84,11 @@ pub fn judge(revision: &str, status: Option<&CanaryStatus>) -> Verdict {
 /// Waits, printing a line whenever the rollout moves, until the outcome or `timeout`. An API
 /// that does not answer, or answers 5xx or 429, is asked again until the timeout; any other error
 /// (no such Canary, no right to read it) ends the wait at once.
-pub async fn wait(client: &Client, namespace: &str, name: &str, wanted: WaitFor, timeout: Duration) -> Outcome {
+pub async fn wait(source: &Source, namespace: &str, name: &str, wanted: WaitFor, timeout: Duration) -> Outcome {
     let started = Instant::now();
-    let canaries = Api::<Canary>::namespaced(client.clone(), namespace);
     let mut last_line = String::new();
     loop {
-        let (line, verdict) = match observe(client, &canaries, namespace, name).await {
+        let (line, verdict) = match observe(source, namespace, name).await {
             Ok((revision, status)) => {
                 let verdict = judge(&revision, status.as_ref());
                 let line = match &verdict {
@@ -127,24 +126,11 @@ pub async fn wait(client: &Client, namespace: &str, name: &str, wanted: WaitFor,
 }
 
 /// The target's current revision and the Canary's status.
-async fn observe(
-    client: &Client,
-    canaries: &Api<Canary>,
-    namespace: &str,
-    name: &str,
-) -> anyhow::Result<(String, Option<CanaryStatus>)> {
-    let canary = canaries.get_opt(name).await?.ok_or_else(|| anyhow::anyhow!("no Canary {namespace}/{name}"))?;
-    let revision = crate::revision::current(client, namespace, &canary).await?;
+async fn observe(source: &Source, namespace: &str, name: &str) -> anyhow::Result<(String, Option<CanaryStatus>)> {
+    let canary =
+        source.canary(namespace, name).await?.ok_or_else(|| anyhow::anyhow!("no Canary {namespace}/{name}"))?;
+    let revision = source.revision(namespace, &canary).await?;
     Ok((revision, canary.status))
-}
-
-/// Whether asking again may help: the API unreachable, overloaded or failing, not a refusal.
-fn transient(problem: &anyhow::Error) -> bool {
-    match problem.downcast_ref::<kube::Error>() {
-        Some(kube::Error::Api(status)) => matches!(status.code, 408 | 429 | 500..=599),
-        Some(_) => true,
-        None => false,
-    }
 }
 
 #[cfg(test)]

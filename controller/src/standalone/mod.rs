@@ -16,10 +16,11 @@ pub mod router;
 pub mod schedule;
 pub mod state;
 pub mod tick;
+pub mod view;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -27,6 +28,7 @@ use serin_meshproxy_api::ProxyConfig;
 
 use crate::analysis::MetricSources;
 use crate::hooks::alerts::AlertSender;
+use crate::hooks::gates::GateStore;
 use crate::hooks::webhook::WebhookCaller;
 use error::{MeshproxyError, StartError};
 use manifests::{LoadedCanary, ManifestSource, Manifests};
@@ -58,8 +60,8 @@ pub struct Standalone {
     /// Shared with the API, which accepts operator requests into it.
     pub requests: Arc<RequestStore>,
     manifests: Manifests,
-    /// The manifests' Canaries by `namespace/name`.
-    by_key: HashMap<String, Arc<LoadedCanary>>,
+    /// The manifests' Canaries by `namespace/name`, shared with the API's view of them.
+    by_key: Arc<RwLock<HashMap<String, Arc<LoadedCanary>>>>,
     schedule: Schedule,
     fingerprint: Vec<(PathBuf, Option<std::time::SystemTime>)>,
     last_reload_check: Instant,
@@ -101,7 +103,7 @@ impl Standalone {
             state: Arc::new(Mutex::new(state)),
             requests,
             manifests: Manifests::default(),
-            by_key: HashMap::new(),
+            by_key: Arc::default(),
             schedule: Schedule::default(),
             fingerprint,
             last_reload_check: Instant::now(),
@@ -119,6 +121,12 @@ impl Standalone {
 
     pub fn manifests(&self) -> &Manifests {
         &self.manifests
+    }
+
+    /// What the API serves about the Canaries: the running ones, their state, their gates in
+    /// `gates`, and their targets as the manifests on disk have them.
+    pub fn view(&self, gates: Arc<GateStore>) -> view::CanaryView {
+        view::CanaryView { running: self.by_key.clone(), state: self.state.clone(), source: self.source.clone(), gates }
     }
 
     /// Runs until the process ends.
@@ -152,7 +160,7 @@ impl Standalone {
         }
         let now = Timestamp::now();
         while let Some(key) = self.schedule.pop_due(now) {
-            let Some(canary) = self.by_key.get(&key).cloned() else { continue };
+            let Some(canary) = self.by_key.read().expect("canaries lock").get(&key).cloned() else { continue };
             let next = self.tick(&canary).await;
             self.schedule.set(&key, next);
         }
@@ -212,13 +220,15 @@ impl Standalone {
     /// Starts running `manifests`: new Canaries are due now, and a Canary removed from them is no
     /// longer managed: its record goes, and with it the generated route.
     fn take_manifests(&mut self, manifests: Manifests) {
-        self.by_key = manifests.canaries.iter().map(|c| (c.key(), c.clone())).collect();
-        self.requests.set_known(self.by_key.keys().cloned());
-        self.schedule.retain_and_add(self.by_key.keys().map(String::as_str), Timestamp::now());
+        let by_key: HashMap<String, Arc<LoadedCanary>> =
+            manifests.canaries.iter().map(|c| (c.key(), c.clone())).collect();
+        self.requests.set_known(by_key.keys().cloned());
+        self.schedule.retain_and_add(by_key.keys().map(String::as_str), Timestamp::now());
         self.manifests = manifests;
         self.config_stale = true;
         let mut state = self.state.lock().expect("state lock");
-        let removed: Vec<String> = state.canaries.keys().filter(|k| !self.by_key.contains_key(*k)).cloned().collect();
+        let removed: Vec<String> = state.canaries.keys().filter(|k| !by_key.contains_key(*k)).cloned().collect();
+        *self.by_key.write().expect("canaries lock") = by_key;
         for key in removed {
             state.canaries.remove(&key);
             self.history_lines.remove(&key);

@@ -91,6 +91,7 @@ async fn the_controller_bootstraps_a_canary_and_promotes_a_new_image() {
         status: None,
         metrics: Some(Arc::new(move || telemetry.telemetry.render())),
         requests: None,
+        canaries: None,
     };
     let address = serin_controller::api::start("127.0.0.1:0".parse().unwrap(), Arc::new(api)).await.unwrap();
     let (code, text) = http_get(std::net::Ipv4Addr::LOCALHOST, address.port(), "/metrics").await.unwrap();
@@ -629,6 +630,7 @@ async fn serve_api(context: &Arc<serin_controller::kube::Context>, requests: boo
         status: None,
         metrics: None,
         requests: requests.then(|| serin_controller::api::RequestSink::Cluster(Arc::new(sink))),
+        canaries: None,
     };
     serin_controller::api::start("127.0.0.1:0".parse().unwrap(), Arc::new(api)).await.unwrap()
 }
