@@ -36,6 +36,14 @@ pub mod label {
     pub const CLASS: &str = "class";
     /// `ip:port` of an endpoint.
     pub const ENDPOINT: &str = "endpoint";
+    /// Who is to blame for a response meshproxy gave itself: `client` (a malformed request, a
+    /// body that broke off), `policy` (no route, a rate limit, an open circuit breaker), `fault`
+    /// (an injected fault), `upstream` (no endpoints, a refused connection, a reset, a timeout).
+    /// Empty when the upstream answered. The analysis counts only what the upstream did:
+    /// everything but `client` and `policy` (see [`NOT_THE_UPSTREAMS`]).
+    pub const BLAME: &str = "blame";
+    /// The [`BLAME`] values the analysis leaves out, as a PromQL regular expression.
+    pub const NOT_THE_UPSTREAMS: &str = "client|policy";
     /// The value of [`CLASS`] for server errors.
     pub const SERVER_ERROR_CLASS: &str = "5xx";
 }

@@ -53,6 +53,9 @@ pub struct AccessEntry<'a> {
     pub endpoint: Option<String>,
     pub attempts: u32,
     pub trace_id: &'a str,
+    /// Who is to blame when the proxy itself answered: client, policy, fault or upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blame: Option<&'a str>,
     /// What `x-meshproxy-error` said, when the proxy itself answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,

@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod config_error;
 pub mod kubernetes;
 pub mod launch;
 pub mod metrics;

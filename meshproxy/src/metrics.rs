@@ -31,6 +31,8 @@ pub struct RequestLabels {
     pub code: u16,
     /// `2xx`, `3xx`, `4xx` or `5xx`.
     pub class: &'static str,
+    /// Empty when the upstream answered; else who is to blame for the proxy's own answer.
+    pub blame: &'static str,
 }
 
 pub struct ProxyMetrics {
@@ -160,12 +162,13 @@ mod tests {
             version: Arc::new("v2".into()),
             code: 503,
             class: class_of(503),
+            blame: "upstream",
         };
         metrics.observe(labels.clone(), 0.002);
         metrics.retried(&labels);
         let text = metrics.render();
         let series = format!(
-            "{}{{{}=\"podinfo\",{}=\"test\",{}=\"podinfo\",{}=\"podinfo-canary\",{}=\"v2\",{}=\"503\",{}=\"{}\"}} 1",
+            "{}{{{}=\"podinfo\",{}=\"test\",{}=\"podinfo\",{}=\"podinfo-canary\",{}=\"v2\",{}=\"503\",{}=\"{}\",{}=\"upstream\"}} 1",
             names::REQUESTS_TOTAL,
             label::SERVICE,
             label::NAMESPACE,
@@ -174,7 +177,8 @@ mod tests {
             label::VERSION,
             label::CODE,
             label::CLASS,
-            label::SERVER_ERROR_CLASS
+            label::SERVER_ERROR_CLASS,
+            label::BLAME
         );
         assert!(text.contains(&series), "{series} not in\n{text}");
         assert!(text.contains(&format!("{}{{", names::REQUEST_DURATION_BUCKET)), "{text}");

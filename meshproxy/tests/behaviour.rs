@@ -20,12 +20,12 @@ async fn failures_say_who_is_to_blame() {
 
     let (status, headers, _) = get(&client, proxy.addr, "unknown.test", "/", &[]).await;
     assert_eq!(status, 404);
-    assert!(headers["x-meshproxy-error"].to_str().unwrap().contains("no service for host"));
+    assert!(headers["x-meshproxy-error"].to_str().unwrap().starts_with("policy: no service for host"));
 
     let (status, headers, _) = get(&client, proxy.addr, "podinfo.test", "/", &[]).await;
     assert_eq!(status, 502);
     let why = headers["x-meshproxy-error"].to_str().unwrap();
-    assert!(why.contains(&format!("connecting to endpoint {closed}")), "{why}");
+    assert!(why.starts_with(&format!("upstream: connecting to endpoint {closed}")), "{why}");
 
     // A backend without endpoints: 503, not silently the other backend.
     let config = format!(
@@ -36,7 +36,12 @@ async fn failures_say_who_is_to_blame() {
     let proxy = support::proxy(&config).await;
     let (status, headers, _) = get(&client, proxy.addr, "app", "/", &[]).await;
     assert_eq!(status, 503);
-    assert!(headers["x-meshproxy-error"].to_str().unwrap().contains("default/app-canary has no endpoints"));
+    assert!(
+        headers["x-meshproxy-error"]
+            .to_str()
+            .unwrap()
+            .starts_with("upstream: backend default/app-canary has no endpoints")
+    );
 }
 
 #[tokio::test]

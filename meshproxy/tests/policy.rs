@@ -129,7 +129,7 @@ async fn the_breaker_sheds_load_with_503_and_recovers() {
             StatusCode::SERVICE_UNAVAILABLE => {
                 assert!(
                     header(&headers, "x-meshproxy-error")
-                        .contains("circuit breaker of TrafficPolicy test/app-a-policy")
+                        .starts_with("policy: circuit breaker of TrafficPolicy test/app-a-policy")
                 );
                 shed += 1;
             }
@@ -192,7 +192,7 @@ async fn faults_and_rate_limits_answer_for_the_endpoint() {
     let proxy_abort = proxy(&app_config(&[app.addr], &[app.addr], (1, 0), "", &aborts)).await;
     let (status, headers, _) = get(&client, proxy_abort.addr, "app.test", "/", &[]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(header(&headers, "x-meshproxy-error"), "fault injected by TrafficPolicy test/app-a-policy");
+    assert_eq!(header(&headers, "x-meshproxy-error"), "fault: fault injected by TrafficPolicy test/app-a-policy");
     assert_eq!(app.count(), 0);
 
     let half = policy("      fault: {abort: {percent: 50, httpStatus: 500}}\n");

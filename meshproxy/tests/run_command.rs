@@ -91,7 +91,9 @@ async fn access_logs_are_json_lines_on_stdout() {
     assert!(served["time"].as_str().unwrap().ends_with('Z'));
     let refused = &lines[1];
     assert_eq!(refused["status"], 404);
-    assert_eq!(refused["error"], "no service for host \"nowhere.test\"");
+    assert_eq!(refused["blame"], "policy");
+    assert_eq!(refused["error"], "policy: no service for host \"nowhere.test\"");
+    assert!(served.get("blame").is_none() && served.get("error").is_none(), "{served}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

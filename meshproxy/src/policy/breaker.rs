@@ -11,7 +11,7 @@ use serin_crds::traffic_policy::ConnectionPool;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::FieldError;
-use crate::state::ServiceState;
+use super::ServiceState;
 
 /// Envoy's default queue when only `maxConnections` is set.
 const DEFAULT_MAX_PENDING: usize = 1024;

@@ -11,6 +11,7 @@ mod fault;
 mod outlier;
 mod rate_limit;
 mod retry;
+mod service_state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +23,7 @@ pub use fault::Fault;
 pub use outlier::{EndpointHealth, OutlierRule};
 pub use rate_limit::{RateLimitRule, TokenBucket};
 pub use retry::{AttemptOutcome, RetryRule};
-
-use crate::state::ServiceState;
+pub use service_state::ServiceState;
 
 /// One TrafficPolicy, ready to apply to requests.
 #[derive(Debug)]

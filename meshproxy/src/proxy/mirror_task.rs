@@ -9,7 +9,8 @@ use http::Version;
 use http_body_util::BodyExt;
 
 use super::Shared;
-use super::forward::RequestHead;
+use super::error::Blame;
+use super::head::RequestHead;
 use super::mirror::MirrorBody;
 use crate::metrics::{RequestLabels, class_of};
 use crate::routing::Backend;
@@ -30,7 +31,7 @@ pub(super) fn spawn(
         return;
     };
     labels.version = endpoint.version.clone();
-    let Ok(request) = head.to(&endpoint, body.boxed()) else { return };
+    let Ok(request) = head.to(&endpoint.authority, body.boxed()) else { return };
     let client =
         if head.version == Version::HTTP_2 { shared.upstreams.http2.clone() } else { shared.upstreams.http1.clone() };
     tokio::spawn(async move {
@@ -38,20 +39,22 @@ pub(super) fn spawn(
         let answer = tokio::time::timeout(MIRROR_TIMEOUT, client.request(request)).await;
         // Timed to the response headers, as for the requests clients see.
         let elapsed = started.elapsed();
-        let code = match answer {
+        // A mirror that failed is the mirror backend's doing, as for a request clients see.
+        let (code, blame) = match answer {
             Ok(Ok(response)) => {
                 let code = response.status().as_u16();
                 // Read and drop the answer frame by frame, so the connection can be reused.
                 let mut body = response.into_body();
                 while let Some(Ok(_)) = body.frame().await {}
-                code
+                (code, "")
             }
             Ok(Err(error)) => {
                 tracing::debug!(%error, endpoint = %endpoint.address, "mirrored request failed");
-                502
+                (502, Blame::Upstream.label())
             }
-            Err(_) => 504,
+            Err(_) => (504, Blame::Upstream.label()),
         };
+        labels.blame = blame;
         labels.code = code;
         labels.class = class_of(code);
         shared.metrics.observe(labels, elapsed.as_secs_f64());

@@ -1,12 +1,19 @@
 //! The proxy listener: accepts HTTP/1.1 and HTTP/2 on one port, in clear text (h2c by prior
 //! knowledge) or over TLS (h2 or http/1.1 by ALPN), and hands each request to `forward`.
 
+mod admit;
 mod client;
+mod client_body;
+mod error;
 mod forward;
+mod head;
 mod headers;
 mod mirror;
 mod mirror_task;
+mod observe;
 mod replay;
+mod route;
+mod send;
 pub mod tls;
 mod trace;
 mod upgrade;
@@ -25,6 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use client::{Body, BoxError, Upstreams};
+pub use error::Blame;
 
 use crate::access_log::AccessLog;
 use crate::metrics::ProxyMetrics;
@@ -146,7 +154,7 @@ async fn serve(
     tls: Option<TlsAcceptor>,
 ) {
     let header_read_timeout = shared.limits.header_read_timeout;
-    let client = forward::Peer { address: peer, tls: tls.is_some() };
+    let client = route::Peer { address: peer, tls: tls.is_some() };
     let service = service_fn(move |request| forward::forward(shared.clone(), client, request));
     let result = match tls {
         None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await,

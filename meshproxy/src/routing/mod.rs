@@ -3,7 +3,9 @@
 //! change and shared by every request started under it.
 
 mod backend;
+mod backend_ref;
 mod balance;
+mod endpoint;
 mod filters;
 mod header_modifier;
 mod host;
@@ -11,8 +13,9 @@ mod matching;
 mod rewrite;
 mod table;
 
-pub use backend::{Backend, BackendEndpoint};
-pub use balance::EndpointLoad;
+pub use backend::Backend;
+pub use backend_ref::BackendRef;
+pub use endpoint::BackendEndpoint;
 pub use filters::{Mirror, RuleFilters};
 pub use header_modifier::HeaderModifier;
 pub use host::host_forms;

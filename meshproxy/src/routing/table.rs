@@ -3,12 +3,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_api::apis::standard::httproutes::{HttpRoute, HttpRouteRules, HttpRouteRulesFilters};
+use serin_meshproxy_api::config::ProxyConfig;
 
-use super::backend::{Backend, BackendEndpoint, pick_weighted};
+use super::backend::Backend;
+use super::backend_ref::{BackendRef, pick_weighted};
+use super::endpoint::BackendEndpoint;
 use super::filters::{ResolveBackend, RuleFilters};
 use super::host::{host_forms, normalize_host};
 use super::matching::{Precedence, RequestFacts, RequestMatch};
-use crate::config::{ConfigError, ProxyConfig};
+use crate::config_error::ConfigError;
 use crate::metrics::Label;
 use crate::policy::ServicePolicy;
 use crate::state::RuntimeState;
@@ -65,13 +68,13 @@ pub struct ServiceEntry {
 pub struct Rule {
     /// `namespace/name` of the HTTPRoute, or `-` for direct traffic to a service.
     pub route: Label,
-    pub backends: Vec<Arc<Backend>>,
+    pub backends: Vec<BackendRef>,
     pub timeout: Option<Duration>,
     pub filters: RuleFilters,
 }
 
 impl Rule {
-    pub fn pick_backend(&self) -> Option<&Arc<Backend>> {
+    pub fn pick_backend(&self) -> Option<&BackendRef> {
         pick_weighted(&self.backends)
     }
 }
@@ -132,7 +135,7 @@ impl RouteTable {
                 endpoints.get(&key).ok_or_else(|| ("name".to_string(), format!("no Service {namespace}/{name}")))?;
             let list = service.for_port(&format!("{namespace}/{name}"), port)?;
             let policy = policies.get(&key).cloned();
-            Ok(Arc::new(Backend::new(Arc::new(key.0), Arc::new(key.1), 1, list, policy, RuleFilters::default())))
+            Ok(Arc::new(Backend::new(Arc::new(key.0), Arc::new(key.1), list, policy)))
         };
 
         // Rules of every route, grouped by the service they attach to.
@@ -193,7 +196,7 @@ impl RouteTable {
                     RequestMatch::compile(None).expect("the empty match compiles"),
                     Arc::new(Rule {
                         route: Arc::new("-".to_string()),
-                        backends: vec![own],
+                        backends: vec![BackendRef { backend: own, weight: 1, filters: RuleFilters::default() }],
                         timeout: None,
                         filters: RuleFilters::default(),
                     }),
@@ -281,14 +284,7 @@ fn compile_rule(
             .unwrap_or_default();
         let filters = RuleFilters::compile(&filters, namespace, resolve, prefix_matches_only)
             .map_err(|(field, message)| (format!("backendRefs[{i}].{field}"), message))?;
-        backends.push(Arc::new(Backend::new(
-            resolved.namespace.clone(),
-            resolved.name.clone(),
-            weight as u32,
-            resolved.endpoints.clone(),
-            resolved.policy.clone(),
-            filters,
-        )));
+        backends.push(BackendRef { backend: resolved, weight: weight as u32, filters });
     }
     let filters =
         RuleFilters::compile(spec.filters.as_deref().unwrap_or_default(), namespace, resolve, prefix_matches_only)?;

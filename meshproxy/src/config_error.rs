@@ -1,3 +1,6 @@
+//! The one error type of a refused config, shared by the parser and the route table's compiler
+//! (which checks what the types cannot), so both name the object and field the same way.
+
 /// Why a config was refused: which object, which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{source_name}: {object}: {field}: {message}")]

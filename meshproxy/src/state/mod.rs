@@ -1,16 +1,18 @@
 //! What the proxy learns while it runs and must keep across config swaps: per endpoint its
 //! health, latency, requests in flight and open connections; per Service its breaker slots and
-//! rate-limit tokens. Compiled configs hold `Arc`s into here, so a request never looks anything up.
+//! rate-limit tokens (the counters a TrafficPolicy acts on, defined beside their rules in
+//! `policy`). Compiled configs hold `Arc`s into here, so a request never looks anything up.
+
+mod load;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicUsize};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+pub use load::{EndpointLoad, InFlight};
 
-use crate::policy::{EndpointHealth, TokenBucket};
-use crate::routing::EndpointLoad;
+use crate::policy::{EndpointHealth, ServiceState};
 
 #[derive(Debug, Default)]
 pub struct EndpointState {
@@ -18,32 +20,6 @@ pub struct EndpointState {
     pub load: EndpointLoad,
     /// Open upstream connections to this endpoint.
     pub connections: AtomicI64,
-}
-
-#[derive(Debug, Default)]
-pub struct ServiceState {
-    pub bucket: TokenBucket,
-    breaker: Mutex<Option<BreakerSlots>>,
-}
-
-/// The breaker's slots and queue length, with the slot count they were made for.
-type BreakerSlots = (usize, Arc<Semaphore>, Arc<AtomicUsize>);
-
-impl ServiceState {
-    /// The breaker's semaphore for `max_active` slots. Kept while the limit stays the same; a
-    /// new limit starts a new semaphore (requests already in flight finish on the old one).
-    pub fn breaker_slots(&self, max_active: usize) -> (Arc<Semaphore>, Arc<AtomicUsize>) {
-        let mut breaker = self.breaker.lock().expect("the breaker lock is never poisoned");
-        match &*breaker {
-            Some((size, slots, pending)) if *size == max_active => (slots.clone(), pending.clone()),
-            _ => {
-                let slots = Arc::new(Semaphore::new(max_active));
-                let pending = Arc::new(AtomicUsize::new(0));
-                *breaker = Some((max_active, slots.clone(), pending.clone()));
-                (slots, pending)
-            }
-        }
-    }
 }
 
 type ServiceKey = (String, String);
