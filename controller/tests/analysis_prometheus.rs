@@ -62,6 +62,54 @@ async fn traffic_seen_by(prometheus: &str, proxy: std::net::SocketAddr) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtins_leave_out_requests_the_proxys_breaker_shed() {
+    let primary = support::app("v1", 0.0, 0).await;
+    // Slow enough that four clients at once overlap at the canary, whose breaker lets one through.
+    let canary_app = support::app("v2", 0.0, 30).await;
+    let breaker = "trafficPolicies:
+  - apiVersion: serin.dev/v1alpha1
+    kind: TrafficPolicy
+    metadata: {name: podinfo-canary, namespace: test}
+    spec:
+      targetRef: {kind: Service, name: podinfo-canary}
+      connectionPool: {maxConnections: 1, maxPendingRequests: 0}
+";
+    let mesh = support::mesh_with(&(support::mesh_yaml(primary, canary_app, (50, 50)) + breaker)).await;
+    let server = prometheus::start(&[mesh.admin], Options::default());
+    let sources = sources(Some(&server.address));
+    let prometheus =
+        serin_controller::analysis::prometheus::Prometheus::new(&server.address, sources.client.clone()).unwrap();
+    // Prometheus must have scraped meshproxy before the traffic, or increase() has no start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prometheus.query("sum(up)").await != MetricValue::Value(1.0) {
+        assert!(Instant::now() < deadline, "prometheus never scraped meshproxy");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Spread over a few scrapes, as in traffic_seen_by, so rate() has points to work with.
+    let mut shed = 0;
+    for _ in 0..4 {
+        let clients: Vec<_> = (0..4).map(|_| tokio::spawn(support::traffic(mesh.proxy, 15))).collect();
+        for client in clients {
+            shed += client.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert!(shed > 0, "the breaker shed part of the canary's traffic");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(prometheus.query("sum(meshproxy_requests_total)").await, MetricValue::Value(v) if v >= 240.0) {
+        assert!(Instant::now() < deadline, "prometheus never saw the traffic");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let policy_blamed = r#"sum(meshproxy_requests_total{backend="podinfo-canary",blame="policy",code="503"})"#;
+    assert_eq!(prometheus.query(policy_blamed).await, MetricValue::Value(shed as f64));
+
+    let spec = canary("podinfo", "      - {name: request-success-rate, interval: 1m, thresholdRange: {min: 99}}");
+    let results = measure(&sources, &spec, &Catalog::default()).await;
+    assert_eq!(value(&results["request-success-rate"].0), 100.0, "{shed} shed requests are not the canary's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builtins_templates_and_result_shapes_against_a_real_prometheus() {
     let primary = support::app("v1", 0.0, 0).await;
     let canary_app = support::app("v2", 0.25, 40).await;

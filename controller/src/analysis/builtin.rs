@@ -39,8 +39,16 @@ impl Builtin {
     /// The PromQL for this metric on `context.backend` over `context.interval`. Builtins that judge
     /// quality are empty (no data) below `min_requests`.
     pub fn promql(self, context: &QueryContext, min_requests: u64) -> String {
-        let selector =
-            format!("{}=\"{}\",{}=\"{}\"", label::NAMESPACE, context.namespace, label::BACKEND, context.backend);
+        // Only what the upstream did: not what a client or the proxy's policy caused.
+        let selector = format!(
+            "{}=\"{}\",{}=\"{}\",{}!~\"{}\"",
+            label::NAMESPACE,
+            context.namespace,
+            label::BACKEND,
+            context.backend,
+            label::BLAME,
+            label::NOT_THE_UPSTREAMS
+        );
         let errors = format!("{selector},{}=\"{}\"", label::CLASS, label::SERVER_ERROR_CLASS);
         let window = &context.interval;
         let (requests, buckets) = (names::REQUESTS_TOTAL, names::REQUEST_DURATION_BUCKET);
@@ -106,7 +114,10 @@ mod tests {
     fn promql_selects_the_backend_and_carries_the_floor() {
         let query = Builtin::SuccessRate.promql(&context(), 10);
         assert!(
-            query.contains("meshproxy_requests_total{namespace=\"test\",backend=\"podinfo-canary\",class=\"5xx\"}[1m]")
+            query.contains(
+                "meshproxy_requests_total{namespace=\"test\",backend=\"podinfo-canary\",blame!~\"client|policy\",class=\"5xx\"}[1m]"
+            ),
+            "{query}"
         );
         assert!(query.ends_with(">= 10)"), "{query}");
     }

@@ -225,6 +225,11 @@ pub fn parse_metrics(text: &str) -> Result<BTreeMap<BackendKey, BackendCounters>
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))?;
     let mut backends: BTreeMap<BackendKey, BackendCounters> = BTreeMap::new();
     for sample in scrape.samples {
+        // What the client or the proxy's policy caused says nothing about the version.
+        let blame = sample.labels.get(label::BLAME).unwrap_or_default();
+        if label::NOT_THE_UPSTREAMS.split('|').any(|not_upstream| not_upstream == blame) {
+            continue;
+        }
         let key = |labels: &prometheus_parse::Labels| BackendKey {
             namespace: labels.get(label::NAMESPACE).unwrap_or_default().to_string(),
             backend: labels.get(label::BACKEND).unwrap_or_default().to_string(),
@@ -282,6 +287,8 @@ mod tests {
 meshproxy_requests_total{service="podinfo",namespace="test",route="podinfo",backend="podinfo-canary",version="v2",code="200",class="2xx"} 90
 meshproxy_requests_total{service="podinfo",namespace="test",route="podinfo",backend="podinfo-canary",version="v2",code="503",class="5xx"} 10
 meshproxy_requests_total{service="podinfo",namespace="test",route="podinfo",backend="podinfo-primary",version="v1",code="200",class="2xx"} 400
+meshproxy_requests_total{service="podinfo",namespace="test",route="podinfo",backend="podinfo-canary",version="v2",code="400",class="4xx",blame="client"} 70
+meshproxy_requests_total{service="podinfo",namespace="test",route="podinfo",backend="podinfo-canary",version="v2",code="503",class="5xx",blame="policy"} 30
 # TYPE meshproxy_request_duration_seconds histogram
 meshproxy_request_duration_seconds_bucket{service="podinfo",namespace="test",route="podinfo",backend="podinfo-canary",version="v2",code="200",class="2xx",le="0.01"} 50
 meshproxy_request_duration_seconds_bucket{service="podinfo",namespace="test",route="podinfo",backend="podinfo-canary",version="v2",code="200",class="2xx",le="0.1"} 90
@@ -295,7 +302,7 @@ meshproxy_request_duration_seconds_count{service="podinfo",namespace="test",rout
 "#;
 
     #[test]
-    fn counters_and_buckets_are_summed_per_backend() {
+    fn counters_and_buckets_are_summed_per_backend_leaving_out_what_clients_and_policy_caused() {
         let parsed = parse_metrics(TEXT).unwrap();
         let canary = &parsed[&BackendKey { namespace: "test".into(), backend: "podinfo-canary".into() }];
         assert_eq!((canary.requests, canary.server_errors), (100.0, 10.0));

@@ -43,8 +43,13 @@ pub struct Mesh {
 /// meshproxy in-process: `podinfo` in namespace `test` routes to `podinfo-primary` and
 /// `podinfo-canary` by the given weights.
 pub async fn mesh(primary: SocketAddr, canary: SocketAddr, weights: (u32, u32)) -> Mesh {
+    mesh_with(&mesh_yaml(primary, canary, weights)).await
+}
+
+/// The config [`mesh`] runs, for tests that add to it (top-level keys such as `trafficPolicies`).
+pub fn mesh_yaml(primary: SocketAddr, canary: SocketAddr, weights: (u32, u32)) -> String {
     let (primary_weight, canary_weight) = weights;
-    mesh_with(&format!(
+    format!(
         r#"
 services:
   - {{name: podinfo, namespace: test}}
@@ -61,8 +66,7 @@ routes:
             - {{name: podinfo-primary, port: 9898, weight: {primary_weight}}}
             - {{name: podinfo-canary, port: 9898, weight: {canary_weight}}}
 "#
-    ))
-    .await
+    )
 }
 
 /// meshproxy in-process with `yaml` as its config.
