@@ -55,6 +55,11 @@ pub struct ServiceSpec {
     /// endpoint's own address is the only port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// The protocol its endpoints speak, as a Service port's `appProtocol` names it (see
+    /// [`UpstreamProtocol::parse`]); HTTP/1.1 when unset. What the client spoke does not matter:
+    /// an HTTP/2 client's request goes to an HTTP/1.1 endpoint as HTTP/1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }
@@ -71,6 +76,35 @@ pub struct Endpoint {
     pub service_port: Option<u16>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The protocol this address speaks, when it differs from the service's `appProtocol` (in
+    /// Kubernetes, the `appProtocol` of the Service port it serves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
+}
+
+/// The protocol meshproxy speaks to an endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, what every HTTP server speaks: the default.
+    #[default]
+    Http1,
+    /// HTTP/2 over clear text with prior knowledge (gRPC servers, h2c-only servers).
+    H2c,
+}
+
+impl UpstreamProtocol {
+    /// The `appProtocol` values understood, as Kubernetes (`kubernetes.io/h2c`, `kubernetes.io/ws`)
+    /// and Istio (`http2`, `grpc`) spell them.
+    pub const KNOWN: &str = "http, kubernetes.io/ws, kubernetes.io/h2c, h2c, http2, grpc";
+
+    /// The protocol an `appProtocol` value means; None for one meshproxy cannot speak.
+    pub fn parse(app_protocol: &str) -> Option<UpstreamProtocol> {
+        match app_protocol.to_ascii_lowercase().as_str() {
+            "http" | "http/1.1" | "kubernetes.io/ws" => Some(UpstreamProtocol::Http1),
+            "kubernetes.io/h2c" | "h2c" | "http2" | "grpc" => Some(UpstreamProtocol::H2c),
+            _ => None,
+        }
+    }
 }
 
 /// Namespace of objects that do not name one.

@@ -67,7 +67,7 @@ async fn the_backend_sees_the_original_host_and_who_forwarded() {
 }
 
 #[tokio::test]
-async fn an_h2c_client_passes_through_as_http2() {
+async fn an_h2c_client_is_answered_in_http2_by_a_backend_spoken_to_in_its_own_protocol() {
     let (v1, v2) = (backend("v1").await, backend("v2").await);
     let proxy = proxy(&canary_config(v1, v2, 0, 100, "")).await;
     let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
@@ -81,7 +81,7 @@ async fn an_h2c_client_passes_through_as_http2() {
         assert_eq!(response.version(), http::Version::HTTP_2);
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(seen["version"], "HTTP/2.0", "the backend got HTTP/2 too");
+        assert_eq!(seen["version"], "HTTP/1.1", "the backend names no appProtocol: HTTP/1.1, the default");
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serin_meshproxy_api::ServiceSpec;
+use serin_meshproxy_api::config::UpstreamProtocol;
 
 use super::error::ManifestProblem;
 pub use serin_meshproxy_api::config::DEFAULT_NAMESPACE;
@@ -54,6 +55,14 @@ pub fn load(path: &Path) -> Result<Vec<EndpointGroup>, ManifestProblem> {
                 group.namespace, group.name
             )));
         }
+        let app_protocol = |field: String, value: &Option<String>| match value {
+            Some(value) if UpstreamProtocol::parse(value).is_none() => Err(problem(format!(
+                "{field}: {value:?} is not a protocol meshproxy speaks ({})",
+                UpstreamProtocol::KNOWN
+            ))),
+            _ => Ok(()),
+        };
+        app_protocol(format!("services[{i}].appProtocol"), &group.app_protocol)?;
         for (j, endpoint) in group.endpoints.iter().enumerate() {
             if endpoint.address.parse::<SocketAddr>().is_err() {
                 return Err(problem(format!(
@@ -61,6 +70,7 @@ pub fn load(path: &Path) -> Result<Vec<EndpointGroup>, ManifestProblem> {
                     endpoint.address
                 )));
             }
+            app_protocol(format!("services[{i}].endpoints[{j}].appProtocol"), &endpoint.app_protocol)?;
         }
     }
     Ok(groups.services)

@@ -1,6 +1,8 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+use serin_meshproxy_api::config::UpstreamProtocol;
+
 use super::{ConfigError, ProxyConfig};
 use crate::routing::RouteTable;
 use crate::state::RuntimeState;
@@ -26,6 +28,7 @@ pub fn check_services(config: &ProxyConfig) -> Result<(), ConfigError> {
         if !seen.insert(service.key()) {
             return Err(ConfigError::new(object, "name", "defined more than once"));
         }
+        check_app_protocol(&object, "appProtocol", service.app_protocol.as_deref())?;
         for (e, endpoint) in service.endpoints.iter().enumerate() {
             if endpoint.address.parse::<SocketAddr>().is_err() {
                 return Err(ConfigError::new(
@@ -34,7 +37,19 @@ pub fn check_services(config: &ProxyConfig) -> Result<(), ConfigError> {
                     format!("{:?} is not an ip:port address", endpoint.address),
                 ));
             }
+            check_app_protocol(&object, &format!("endpoints[{e}].appProtocol"), endpoint.app_protocol.as_deref())?;
         }
     }
     Ok(())
+}
+
+fn check_app_protocol(object: &str, field: &str, value: Option<&str>) -> Result<(), ConfigError> {
+    match value {
+        Some(value) if UpstreamProtocol::parse(value).is_none() => Err(ConfigError::new(
+            object,
+            field,
+            format!("{value:?} is not a protocol meshproxy speaks to endpoints ({})", UpstreamProtocol::KNOWN),
+        )),
+        _ => Ok(()),
+    }
 }

@@ -8,6 +8,7 @@ use gateway_api::apis::standard::httproutes::HttpRoute;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serin_crds::TrafficPolicy;
+use serin_meshproxy_api::config::UpstreamProtocol;
 
 use crate::config::{Endpoint, ProxyConfig, ServiceSpec};
 
@@ -124,7 +125,12 @@ fn service_spec(
                 for address in &endpoint.addresses {
                     let Ok(ip) = address.parse::<std::net::IpAddr>() else { continue };
                     let address = std::net::SocketAddr::new(ip, target_port).to_string();
-                    endpoints.insert((address, u16::try_from(service_port.port).ok(), version.clone()));
+                    endpoints.insert((
+                        address,
+                        u16::try_from(service_port.port).ok(),
+                        version.clone(),
+                        app_protocol(service_port.app_protocol.as_deref()),
+                    ));
                 }
             }
         }
@@ -134,15 +140,29 @@ fn service_spec(
         namespace,
         labels: BTreeMap::new(),
         ports: ports.iter().filter_map(|p| u16::try_from(p.port).ok()).collect(),
+        app_protocol: None,
         endpoints: endpoints
             .into_iter()
-            .map(|(address, service_port, version)| Endpoint {
+            .map(|(address, service_port, version, app_protocol)| Endpoint {
                 address,
                 service_port,
                 labels: version.map(|v| BTreeMap::from([("version".to_string(), v)])).unwrap_or_default(),
+                app_protocol,
             })
             .collect(),
     }
+}
+
+/// A Service port's `appProtocol`, when it is one meshproxy speaks. Any other (`https`, `tcp`, a
+/// vendor's) is left out, and the endpoint is spoken to in HTTP/1.1: one odd Service must not
+/// make the whole cluster's config refused.
+fn app_protocol(value: Option<&str>) -> Option<String> {
+    let value = value?;
+    if UpstreamProtocol::parse(value).is_none() {
+        tracing::debug!(app_protocol = value, "appProtocol meshproxy does not speak; using HTTP/1.1");
+        return None;
+    }
+    Some(value.to_string())
 }
 
 /// Whether any parentRef of the route is a Service (GAMMA); routes for Gateways are not ours.
@@ -258,6 +278,26 @@ mod tests {
         let endpoints: Vec<(&str, Option<u16>)> =
             config.services[0].endpoints.iter().map(|e| (e.address.as_str(), e.service_port)).collect();
         assert_eq!(endpoints, vec![("10.244.0.5:8080", Some(80)), ("10.244.0.5:9090", Some(9000))]);
+    }
+
+    #[test]
+    fn each_endpoint_speaks_its_service_ports_app_protocol_when_meshproxy_speaks_it() {
+        let ports = json!([
+            {"name": "grpc", "port": 50051, "appProtocol": "kubernetes.io/h2c"},
+            {"name": "web", "port": 80},
+            {"name": "tls", "port": 443, "appProtocol": "https"},
+        ]);
+        let services = [service("app", ports)];
+        let slices = [slice(
+            "app",
+            json!([{"name": "grpc", "port": 9000}, {"name": "web", "port": 8080}, {"name": "tls", "port": 8443}]),
+            json!([{"addresses": ["10.244.0.5"]}]),
+        )];
+        let config = build(&services, &slices, &[]);
+        let protocols: Vec<(Option<u16>, Option<&str>)> =
+            config.services[0].endpoints.iter().map(|e| (e.service_port, e.app_protocol.as_deref())).collect();
+        assert_eq!(protocols, vec![(Some(80), None), (Some(443), None), (Some(50051), Some("kubernetes.io/h2c"))]);
+        crate::config::validate(&config).unwrap();
     }
 
     #[test]

@@ -23,8 +23,8 @@ use crate::state::{EndpointState, RuntimeState};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = BoxBody<Bytes, BoxError>;
 
-/// One client per upstream protocol: HTTP/1.1, and prior-knowledge HTTP/2 for requests that came
-/// in over HTTP/2 (gRPC among them), so they keep their streams and trailers.
+/// One client per upstream protocol: HTTP/1.1, and prior-knowledge HTTP/2 (h2c) for endpoints
+/// whose `appProtocol` says they speak it (gRPC among them), so they keep streams and trailers.
 pub struct Upstreams {
     pub http1: Client<CountingConnector, Body>,
     pub http2: Client<CountingConnector, Body>,
@@ -42,6 +42,11 @@ impl Upstreams {
         let http1 = builder.build(connector.clone());
         let http2 = builder.clone().http2_only(true).timer(TokioTimer::new()).build(connector);
         Upstreams { http1, http2 }
+    }
+
+    /// The client that speaks `version`.
+    pub fn for_version(&self, version: http::Version) -> &Client<CountingConnector, Body> {
+        if version == http::Version::HTTP_2 { &self.http2 } else { &self.http1 }
     }
 }
 

@@ -72,6 +72,7 @@ async fn handle(
         if request.version() == Version::HTTP_11 { upgrade::requested(request.headers()) } else { None };
     let client_upgrade = upgrade_protocol.is_some().then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
+    let is_head = parts.method == http::Method::HEAD;
     let head = RequestHead::build(parts, &routed, upgrade_protocol)?;
     let (body, client_body) = ClientBody::new(body);
     let upgrading = client_upgrade.is_some();
@@ -93,7 +94,7 @@ async fn handle(
         })??,
         None => sending.await?,
     };
-    Ok(respond(response, &routed, client_upgrade))
+    Ok(respond(response, &routed, client_upgrade, is_head))
 }
 
 /// Starts the mirrors of an admitted request (an upgrade is not mirrored); returns the body to
@@ -125,11 +126,13 @@ fn mirror(
 }
 
 /// The upstream's response as the client gets it: hop-by-hop headers out, the response filters
-/// applied, and an accepted upgrade joined to the client's connection.
+/// applied, an accepted upgrade joined to the client's connection, and no body for a HEAD
+/// request (whatever an upstream sent: over HTTP/2 a body on HEAD makes the client reset).
 fn respond(
     mut response: Response<Incoming>,
     routed: &Routed<'_>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    is_head: bool,
 ) -> Response<Body> {
     let upstream_upgrade =
         (response.status() == StatusCode::SWITCHING_PROTOCOLS).then(|| hyper::upgrade::on(&mut response));
@@ -142,5 +145,8 @@ fn respond(
     }
     routed.rule.filters.response_headers.apply(&mut parts.headers);
     routed.backend_ref.filters.response_headers.apply(&mut parts.headers);
+    if is_head {
+        return Response::from_parts(parts, http_body_util::Empty::new().map_err(|never| match never {}).boxed());
+    }
     Response::from_parts(parts, body.map_err(Into::into).boxed())
 }

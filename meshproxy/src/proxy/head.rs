@@ -4,18 +4,19 @@
 
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
+use serin_meshproxy_api::config::UpstreamProtocol;
 
 use super::client::Body;
 use super::error::ProxyError;
 use super::headers::{add_forwarded, strip_hop_by_hop};
 use super::route::Routed;
 use super::upgrade;
+use crate::routing::BackendEndpoint;
 
 /// The parts of a request every attempt and mirror sends again.
 #[derive(Clone)]
 pub struct RequestHead {
     pub method: Method,
-    pub version: Version,
     pub path_and_query: PathAndQuery,
     pub headers: HeaderMap,
 }
@@ -70,27 +71,37 @@ impl RequestHead {
         if let Some(protocol) = upgrade {
             upgrade::restore(&mut headers, protocol);
         }
-        Ok(RequestHead { method: parts.method, version: parts.version, path_and_query, headers })
+        Ok(RequestHead { method: parts.method, path_and_query, headers })
     }
 
-    /// A request to `authority` with a copy of this head.
-    pub fn to(&self, authority: &http::uri::Authority, body: Body) -> Result<Request<Body>, ProxyError> {
-        self.clone().into_request(authority, body)
+    /// A request to `endpoint` with a copy of this head.
+    pub fn to(&self, endpoint: &BackendEndpoint, body: Body) -> Result<Request<Body>, ProxyError> {
+        self.clone().into_request(endpoint, body)
     }
 
-    /// The request to `authority`, using up the head (for the last attempt, saving a copy).
-    pub fn into_request(self, authority: &http::uri::Authority, body: Body) -> Result<Request<Body>, ProxyError> {
+    /// The request to `endpoint`, using up the head (for the last attempt, saving a copy), in the
+    /// protocol the endpoint speaks, whatever the client spoke; an upgrade stays HTTP/1.1.
+    pub fn into_request(self, endpoint: &BackendEndpoint, body: Body) -> Result<Request<Body>, ProxyError> {
         let uri = Uri::builder()
             .scheme(http::uri::Scheme::HTTP)
-            .authority(authority.clone())
+            .authority(endpoint.authority.clone())
             .path_and_query(self.path_and_query)
             .build()
             .map_err(|e| ProxyError::client(StatusCode::BAD_REQUEST, format!("cannot build the upstream URI: {e}")))?;
         let mut request = Request::new(body);
         *request.method_mut() = self.method;
         *request.uri_mut() = uri;
-        *request.version_mut() = self.version;
+        *request.version_mut() = upstream_version(endpoint.protocol, &self.headers);
         *request.headers_mut() = self.headers;
         Ok(request)
+    }
+}
+
+/// The HTTP version to speak to an endpoint of `protocol`: HTTP/1.1 for an upgrade (which HTTP/2
+/// cannot carry), else what the endpoint speaks.
+pub fn upstream_version(protocol: UpstreamProtocol, headers: &HeaderMap) -> Version {
+    match protocol {
+        UpstreamProtocol::H2c if upgrade::requested(headers).is_none() => Version::HTTP_2,
+        _ => Version::HTTP_11,
     }
 }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::Version;
 use http_body_util::BodyExt;
 
 use super::Shared;
@@ -31,9 +30,8 @@ pub(super) fn spawn(
         return;
     };
     labels.version = endpoint.version.clone();
-    let Ok(request) = head.to(&endpoint.authority, body.boxed()) else { return };
-    let client =
-        if head.version == Version::HTTP_2 { shared.upstreams.http2.clone() } else { shared.upstreams.http1.clone() };
+    let Ok(request) = head.to(&endpoint, body.boxed()) else { return };
+    let client = shared.upstreams.for_version(request.version()).clone();
     tokio::spawn(async move {
         let started = Instant::now();
         let answer = tokio::time::timeout(MIRROR_TIMEOUT, client.request(request)).await;

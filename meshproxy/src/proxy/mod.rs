@@ -11,6 +11,7 @@ mod headers;
 mod mirror;
 mod mirror_task;
 mod observe;
+mod protocol_probe;
 mod replay;
 mod route;
 mod send;

@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{StatusCode, Version};
+use http::StatusCode;
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serin_crds::traffic_policy::LoadBalancerAlgorithm;
+use serin_meshproxy_api::config::UpstreamProtocol;
 
 use super::Shared;
 use super::client::Body;
@@ -18,6 +19,7 @@ use super::client_body::BodyBreak;
 use super::error::ProxyError;
 use super::head::RequestHead;
 use super::observe::Observation;
+use super::protocol_probe;
 use super::replay::ReplayBody;
 use crate::policy::{AttemptOutcome, RetryRule, ServicePolicy};
 use crate::routing::{Backend, BackendEndpoint};
@@ -51,7 +53,6 @@ pub async fn send(
     let per_try_timeout = retry.and_then(|r| r.per_try_timeout);
     let outlier = policy.and_then(|p| p.outlier.as_ref());
     let (mut single, replay) = if attempts > 1 { (None, Some(ReplayBody::new(body))) } else { (Some(body), None) };
-    let client = if head.version == Version::HTTP_2 { &shared.upstreams.http2 } else { &shared.upstreams.http1 };
 
     let mut head = Some(head);
     let mut attempt = 0;
@@ -81,10 +82,11 @@ pub async fn send(
             (None, None) => unreachable!("a request without replay is sent once, or again only when it has no body"),
         };
         let request = if attempt >= attempts && reconnects_left == 0 {
-            head.take().expect("the head is kept until the last attempt").into_request(&endpoint.authority, body)?
+            head.take().expect("the head is kept until the last attempt").into_request(endpoint, body)?
         } else {
-            head.as_ref().expect("the head is kept until the last attempt").to(&endpoint.authority, body)?
+            head.as_ref().expect("the head is kept until the last attempt").to(endpoint, body)?
         };
+        let client = shared.upstreams.for_version(request.version());
 
         let in_flight = endpoint.state.load.start();
         let started = Instant::now();
@@ -136,7 +138,7 @@ pub async fn send(
         }
         return match result {
             Some(Ok(response)) => Ok(response),
-            Some(Err(error)) => Err(upstream_error(&error, endpoint.address, attempt)),
+            Some(Err(error)) => Err(upstream_error(&error, endpoint, attempt).await),
             None => Err(ProxyError::upstream(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
@@ -177,15 +179,33 @@ pub fn show(duration: Duration) -> String {
     serin_crds::duration::format(duration)
 }
 
-/// 502 when the endpoint could not be reached or broke the exchange, saying which.
-fn upstream_error(error: &hyper_util::client::legacy::Error, endpoint: SocketAddr, attempt: u32) -> ProxyError {
+/// 502 when the endpoint could not be reached or broke the exchange, saying which. An endpoint
+/// spoken to in HTTP/2 that turns out to speak only HTTP/1.1 is the config's doing (its
+/// `appProtocol`), not the endpoint's: blamed on the policy, so it never counts against the version.
+async fn upstream_error(
+    error: &hyper_util::client::legacy::Error,
+    endpoint: &BackendEndpoint,
+    attempt: u32,
+) -> ProxyError {
     let mut cause = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
         cause = format!("{cause}: {inner}");
         source = inner.source();
     }
+    let address = endpoint.address;
+    if endpoint.protocol == UpstreamProtocol::H2c
+        && !error.is_connect()
+        && protocol_probe::answers_in_http1(address).await
+    {
+        return ProxyError::policy(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "endpoint {address} does not speak HTTP/2 (h2c), though its appProtocol says it does (it answers in HTTP/1.1); set the Service port's appProtocol to http: {cause}"
+            ),
+        );
+    }
     let what = if error.is_connect() { "connecting to" } else { "exchanging with" };
     let attempts = if attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
-    ProxyError::upstream(StatusCode::BAD_GATEWAY, format!("{what} endpoint {endpoint} failed{attempts}: {cause}"))
+    ProxyError::upstream(StatusCode::BAD_GATEWAY, format!("{what} endpoint {address} failed{attempts}: {cause}"))
 }

@@ -57,6 +57,7 @@ mod tests {
             authority: format!("127.0.0.1:{port}").parse().unwrap(),
             version: Arc::default(),
             service_port: None,
+            protocol: Default::default(),
             state: Arc::new(EndpointState::default()),
         }
     }

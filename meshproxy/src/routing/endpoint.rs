@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use serin_meshproxy_api::config::UpstreamProtocol;
+
 use crate::metrics::Label;
 use crate::state::EndpointState;
 
@@ -15,5 +17,7 @@ pub struct BackendEndpoint {
     pub version: Label,
     /// The service port it serves; None: every port.
     pub service_port: Option<u16>,
+    /// What to speak to it, whatever the client spoke.
+    pub protocol: UpstreamProtocol,
     pub state: Arc<EndpointState>,
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway_api::apis::standard::httproutes::{HttpRoute, HttpRouteRules, HttpRouteRulesFilters};
-use serin_meshproxy_api::config::ProxyConfig;
+use serin_meshproxy_api::config::{ProxyConfig, UpstreamProtocol};
 
 use super::backend::Backend;
 use super::backend_ref::{BackendRef, pick_weighted};
@@ -120,6 +120,13 @@ impl RouteTable {
                             authority: address.to_string().parse().ok()?,
                             version: Arc::new(version.cloned().unwrap_or_default()),
                             service_port: e.service_port,
+                            // Checked with the services: an unknown value never gets here.
+                            protocol: e
+                                .app_protocol
+                                .as_deref()
+                                .or(service.app_protocol.as_deref())
+                                .and_then(UpstreamProtocol::parse)
+                                .unwrap_or_default(),
                             state: state.endpoint(address),
                         })
                     })
