@@ -76,6 +76,10 @@ struct RunArgs {
     /// Most client connections open at once; further clients wait to be accepted.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
+    /// Route and forward request paths as received, without normalising them (dot-segments,
+    /// escaped unreserved characters, repeated slashes). Rules on paths can then be bypassed.
+    #[arg(long)]
+    no_normalize_paths: bool,
     /// Seconds to wait for an endpoint to accept a connection.
     #[arg(long, default_value_t = 5)]
     connect_timeout_seconds: u64,
@@ -154,6 +158,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_seconds),
             max_header_bytes: args.max_header_bytes,
             max_connections: args.max_connections,
+            normalize_paths: !args.no_normalize_paths,
         },
         connect_timeout: Duration::from_secs(args.connect_timeout_seconds),
         access_log: args.access_log,

@@ -19,14 +19,14 @@ use hyper::body::Incoming;
 use super::admit;
 use super::client::Body;
 use super::client_body::ClientBody;
-use super::error::ProxyError;
+use super::error::{Blame, ProxyError};
 use super::head::RequestHead;
 use super::mirror::TeeBody;
 use super::observe::Observation;
 use super::route::{Peer, Route, Routed, route};
 use super::send::{Outgoing, send, show};
 use super::trace::ensure_traceparent;
-use super::{Shared, mirror_task, upgrade};
+use super::{Shared, mirror_task, request_checks, upgrade};
 use crate::policy::roll;
 use crate::store::Loaded;
 
@@ -39,15 +39,18 @@ pub async fn forward(
     ensure_traceparent(request.headers_mut());
     let mut observation = Observation::start(client, &request, &shared.access_log);
     let http1 = request.version() == Version::HTTP_11;
+    let mut client_at_fault = false;
     let mut response = match handle(&shared, &loaded, client, request, &mut observation).await {
         Ok(response) => response,
         Err(error) => {
             observation.blame = Some(error.blame);
+            client_at_fault = error.blame == Blame::Client;
             error.into_response()
         }
     };
-    // Shutting down: keep-alive clients are asked to reconnect, which takes them elsewhere.
-    if http1 && shared.store.is_leaving() {
+    // Shutting down: keep-alive clients are asked to reconnect, which takes them elsewhere. After
+    // a malformed request nothing more on the connection can be trusted to be framed right.
+    if http1 && (shared.store.is_leaving() || client_at_fault) {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     observation.finish(&shared.metrics, &response);
@@ -61,6 +64,7 @@ async fn handle(
     mut request: Request<Incoming>,
     observation: &mut Observation,
 ) -> Result<Response<Body>, ProxyError> {
+    request_checks::check(&mut request, shared.limits.normalize_paths)?;
     let routed = match route(loaded, client, &request, &mut observation.labels)? {
         Route::To(routed) => routed,
         Route::Redirect(response) => return Ok(response),
@@ -137,6 +141,10 @@ fn respond(
     let upstream_upgrade =
         (response.status() == StatusCode::SWITCHING_PROTOCOLS).then(|| hyper::upgrade::on(&mut response));
     let (mut parts, body) = response.into_parts();
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which must not be passed on.
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
     let upgraded_to = parts.headers.get(header::UPGRADE).cloned();
     super::headers::strip_hop_by_hop(&mut parts.headers);
     if let (Some(client_side), Some(upstream_side), Some(protocol)) = (client_upgrade, upstream_upgrade, upgraded_to) {

@@ -11,8 +11,10 @@ mod headers;
 mod mirror;
 mod mirror_task;
 mod observe;
+mod path;
 mod protocol_probe;
 mod replay;
+mod request_checks;
 mod route;
 mod send;
 pub mod tls;
@@ -39,7 +41,7 @@ use crate::access_log::AccessLog;
 use crate::metrics::ProxyMetrics;
 use crate::store::ConfigStore;
 
-/// Bounds on what clients may send and hold.
+/// What clients may send and hold, and how what they send is read.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Time allowed to send a request's headers (slowloris protection).
@@ -48,11 +50,18 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Most client connections open at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Route and forward request paths in their normal form (see `path`).
+    pub normalize_paths: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { header_read_timeout: Duration::from_secs(10), max_header_bytes: 64 * 1024, max_connections: 10_000 }
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_connections: 10_000,
+            normalize_paths: true,
+        }
     }
 }
 
@@ -158,7 +167,16 @@ async fn serve(
     let client = route::Peer { address: peer, tls: tls.is_some() };
     let service = service_fn(move |request| forward::forward(shared.clone(), client, request));
     let result = match tls {
-        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await,
+        None => {
+            // A client that never sends a byte holds a connection slot: it gets as long as one
+            // sending its headers would, then is dropped.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(header_read_timeout, stream.peek(&mut first)).await, Ok(Ok(1..))) {
+                tracing::debug!(%peer, "client sent nothing within the header read timeout");
+                return;
+            }
+            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+        }
         Some(acceptor) => {
             // The handshake counts against the header read time: a silent client is dropped.
             let stream = match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {

@@ -1,0 +1,110 @@
+//! The request path as routes see it and the upstream gets it: normalised (RFC 3986 §6.2.2), as
+//! Envoy and Istio do by default, so that `/public/../admin`, `/public/%2e%2e/admin` and
+//! `//admin` cannot slip past a rule on `/admin`. Percent-encoded unreserved characters are decoded,
+//! remaining escapes upper-cased, runs of slashes merged, and dot-segments removed. An encoded slash
+//! (`%2F`) stays as it is: it is data, not a separator. The query is left alone.
+
+use std::borrow::Cow;
+
+/// Why a path cannot be normalised.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadPath(pub String);
+
+/// The normal form of `path` (which starts with `/`, or is `*`).
+pub fn normalize(path: &str) -> Result<Cow<'_, str>, BadPath> {
+    if path == "*" || (is_plain(path) && !path.contains("//") && !has_dot_segment(path)) {
+        return Ok(Cow::Borrowed(path));
+    }
+    let decoded = decode_unreserved(path)?;
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            "" => {}
+            other => segments.push(other),
+        }
+    }
+    let mut normal = String::with_capacity(decoded.len());
+    for segment in &segments {
+        normal.push('/');
+        normal.push_str(segment);
+    }
+    // A path ending in a separator, `.` or `..` names a directory: keep its trailing slash.
+    let last = decoded.rsplit('/').next().unwrap_or_default();
+    if normal.is_empty() || decoded.ends_with('/') || last == "." || last == ".." {
+        normal.push('/');
+    }
+    Ok(Cow::Owned(normal))
+}
+
+/// No escapes at all: nothing to decode.
+fn is_plain(path: &str) -> bool {
+    !path.contains('%')
+}
+
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|s| s == "." || s == "..")
+}
+
+/// Decodes `%XX` of unreserved characters; other escapes stay, upper-cased.
+fn decode_unreserved(path: &str) -> Result<String, BadPath> {
+    let bytes = path.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let Some(value) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+            return Err(BadPath(format!("the path has a broken percent-encoding at byte {i}")));
+        };
+        if value.is_ascii_alphanumeric() || matches!(value, b'-' | b'.' | b'_' | b'~') {
+            out.push(value);
+        } else {
+            out.extend_from_slice(format!("%{value:02X}").as_bytes());
+        }
+        i += 3;
+    }
+    // Only ASCII was decoded; what else there was came from the path, which was text.
+    Ok(String::from_utf8(out).expect("decoding ASCII escapes keeps a string valid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normal(path: &str) -> String {
+        normalize(path).unwrap().into_owned()
+    }
+
+    #[test]
+    fn dot_segments_escapes_and_slashes_cannot_hide_a_path() {
+        assert_eq!(normal("/public/../blocked/x"), "/blocked/x");
+        assert_eq!(normal("/public/%2e%2e/blocked/x"), "/blocked/x");
+        assert_eq!(normal("/public/%2E%2E/blocked/x"), "/blocked/x");
+        assert_eq!(normal("/public/.%2e/blocked/x"), "/blocked/x");
+        assert_eq!(normal("//blocked//x"), "/blocked/x");
+        assert_eq!(normal("/%62locked/x"), "/blocked/x");
+        assert_eq!(normal("/./blocked/./x"), "/blocked/x");
+        assert_eq!(normal("/../../blocked"), "/blocked");
+    }
+
+    #[test]
+    fn what_is_data_stays_data() {
+        assert_eq!(normal("/a%2fb"), "/a%2Fb", "an encoded slash is not a separator");
+        assert_eq!(normal("/a%20b"), "/a%20b");
+        assert_eq!(normal("/a/b/"), "/a/b/");
+        assert_eq!(normal("/a/b/.."), "/a/");
+        assert_eq!(normal("/"), "/");
+        assert_eq!(normal("*"), "*");
+        assert!(matches!(normalize("/plain/path"), Ok(Cow::Borrowed(_))), "a normal path is not copied");
+        assert!(normalize("/a%zzb").is_err());
+        assert!(normalize("/a%2").is_err());
+    }
+}
