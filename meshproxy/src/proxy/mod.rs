@@ -126,7 +126,21 @@ async fn accept(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(shared.limits.header_read_timeout);
     builder.http1().max_buf_size(shared.limits.max_header_bytes.max(8192));
-    builder.http2().max_header_list_size(shared.limits.max_header_bytes as u32);
+    // HTTP/2's known attacks, bounded (h2 and hyper do the work; the numbers are ours to own):
+    // at most 200 streams at once, a connection whose peer resets more than 20 streams before
+    // they are served (rapid reset) or makes 1024 stream errors is closed with GOAWAY, header
+    // blocks (CONTINUATION included) stop at the head size, at most 400 KB is buffered per stream
+    // for a peer that does not open its window, and a peer that stops answering PINGs is dropped.
+    builder
+        .http2()
+        .max_header_list_size(shared.limits.max_header_bytes as u32)
+        .max_concurrent_streams(200)
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(1024)
+        .max_send_buf_size(400 * 1024)
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
     let open = Arc::new(Semaphore::new(shared.limits.max_connections));
     loop {
