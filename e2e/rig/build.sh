@@ -108,6 +108,8 @@ build_prometheus() {
   build_from_module gitops-verdicts . ""
   # krew, which installs kubectl serin from its manifest in the plugin's tests.
   build_from_module krew sigs.k8s.io/krew/cmd/krew ""
+  # h2spec, for meshproxy's HTTP/2 conformance.
+  build_from_module h2spec github.com/summerwind/h2spec/cmd/h2spec ""
   # helm, for the chart's tests.
   build_from_module helm helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION"
   build_kubernetes

@@ -4,6 +4,7 @@
 //! Run inside the rig: `e2e/rig/rig up && e2e/rig/rig exec cargo test -p serin-e2e --features rig`.
 
 mod cluster_services;
+mod conformance;
 mod kube_mode;
 mod support;
 

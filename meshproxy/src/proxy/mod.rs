@@ -141,7 +141,7 @@ async fn accept(
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(20))
         .keep_alive_timeout(Duration::from_secs(20));
-    let builder = Arc::new(builder);
+    let builder = Arc::new(Builders { http2_only: builder.clone().http2_only(), either: builder });
     let open = Arc::new(Semaphore::new(shared.limits.max_connections));
     loop {
         let permit = tokio::select! {
@@ -169,11 +169,18 @@ async fn accept(
     connections
 }
 
+/// The connection builders: the clear-text port tells HTTP/2 from HTTP/1.1 by the preface; a TLS
+/// connection whose ALPN agreed on h2 is HTTP/2 only.
+struct Builders {
+    either: auto::Builder<TokioExecutor>,
+    http2_only: auto::Builder<TokioExecutor>,
+}
+
 async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &Builders,
     watcher: Watcher,
     tls: Option<TlsAcceptor>,
 ) {
@@ -189,7 +196,7 @@ async fn serve(
                 tracing::debug!(%peer, "client sent nothing within the header read timeout");
                 return;
             }
-            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+            watcher.watch(builder.either.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
         }
         Some(acceptor) => {
             // The handshake counts against the header read time: a silent client is dropped.
@@ -204,7 +211,13 @@ async fn serve(
                     return;
                 }
             };
-            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+            // ALPN decided: a client that said h2 speaks HTTP/2 or nothing (an invalid preface
+            // ends the connection, RFC 9113 §3.4; HTTP/2 has no upgrades to serve).
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                watcher.watch(builder.http2_only.serve_connection(TokioIo::new(stream), service)).await
+            } else {
+                watcher.watch(builder.either.serve_connection_with_upgrades(TokioIo::new(stream), service)).await
+            }
         }
     };
     if let Err(error) = result {
