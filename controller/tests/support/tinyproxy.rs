@@ -79,16 +79,33 @@ pub fn start(credentials: Option<(&str, &str)>) -> Tinyproxy {
     panic!("tinyproxy did not start listening\nstderr:\n{stderr}\nlog:\n{log}");
 }
 
+/// Waits until tinyproxy itself answers on `port`. Something else may hold the port (taken after
+/// it was found free, by a listener of a test running alongside), and then tinyproxy exits: a
+/// connection alone does not tell them apart, its answer does.
 fn wait_listening(port: u16, child: &mut Child) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if child.try_wait().ok().flatten().is_some() {
             return false;
         }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if answers_as_tinyproxy(port) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// Whether what listens on `port` answers a proxy request as tinyproxy does (its error pages and
+/// its Server header name it).
+fn answers_as_tinyproxy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET http://127.0.0.1:1/ HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).to_ascii_lowercase().contains("tinyproxy")
 }
