@@ -121,9 +121,14 @@ STARTED+=($!)
 ) &
 STARTED+=($!)
 
-# The last sample before the load ends is the end state.
+# The last sample before the load ends is the end state; one a minute shows whether memory climbs
+# or levels off.
+RSS_BY_MINUTE=()
+started=$(date +%s)
 while kill -0 "$LOADGEN" 2>/dev/null; do
     RSS_END=$(rss_kib); FDS_END=$(fds)
+    minute=$(( ($(date +%s) - started) / 60 ))
+    [ "${#RSS_BY_MINUTE[@]}" -le "$minute" ] && RSS_BY_MINUTE+=("$RSS_END")
     PRIMARY_ERRORS_END=$(server_errors app-primary); CANARY_ERRORS_END=$(server_errors app-canary)
     sleep 5
 done
@@ -151,6 +156,7 @@ lines = [
     f"| 5xx for app-primary (0 expected) | {$PRIMARY_ERRORS_END - $PRIMARY_ERRORS_START} |",
     f"| RSS after 15 s / at the end | {$RSS_START / 1024:.1f} MiB / {$RSS_END / 1024:.1f} MiB ({growth:+.1f} %) |",
     f"| open file descriptors after 15 s / at the end | $FDS_START / $FDS_END |",
+    "| RSS each minute, MiB | " + " ".join(f"{int(k) / 1024:.1f}" for k in "${RSS_BY_MINUTE[*]}".split()) + " |",
     f"| latency p50 / p99 / p99.9 / max | {result['p50_ms']:.2f} / {result['p99_ms']:.2f} / {result['p999_ms']:.2f} / {result['max_ms']:.1f} ms |",
 ]
 text = "\n".join(lines) + "\n"
