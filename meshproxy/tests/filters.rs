@@ -9,28 +9,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use support::{ScriptedBackend, client, get, proxy};
+use support::{ScriptedBackend, app_route, client, get, proxy};
 
 /// Services `app` (the apex), `app-primary` and `app-canary`, and one HTTPRoute with `rules`.
 fn config(primary: &ScriptedBackend, canary: &ScriptedBackend, rules: &str) -> String {
-    format!(
-        r#"
-services:
-  - {{name: app, namespace: test}}
-  - {{name: app-primary, namespace: test, labels: {{version: v1}}, endpoints: [{{address: "{}"}}]}}
-  - {{name: app-canary, namespace: test, labels: {{version: v2}}, endpoints: [{{address: "{}"}}]}}
-  - {{name: app-gone, namespace: test, endpoints: [{{address: "127.0.0.1:1"}}]}}
-routes:
-  - apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {{name: app, namespace: test}}
-    spec:
-      parentRefs: [{{group: "", kind: Service, name: app}}]
-      rules:
-{rules}
-"#,
+    let services = format!(
+        "  - {{name: app-primary, namespace: test, labels: {{version: v1}}, endpoints: [{{address: \"{}\"}}]}}\n  - {{name: app-canary, namespace: test, labels: {{version: v2}}, endpoints: [{{address: \"{}\"}}]}}\n  - {{name: app-gone, namespace: test, endpoints: [{{address: \"127.0.0.1:1\"}}]}}",
         primary.addr, canary.addr
-    )
+    );
+    app_route(&services, rules)
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

@@ -9,29 +9,17 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serin_meshproxy::proxy::Limits;
-use support::{Proxy, ScriptedBackend, proxy_with};
+use support::{Proxy, ScriptedBackend, app_route, proxy_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// `app` routes `/blocked` to `app-blocked` and everything else to `app-public`.
 fn config(public: SocketAddr, blocked: SocketAddr) -> String {
-    format!(
-        r#"
-services:
-  - {{name: app, namespace: test}}
-  - {{name: app-public, namespace: test, endpoints: [{{address: "{public}"}}]}}
-  - {{name: app-blocked, namespace: test, endpoints: [{{address: "{blocked}"}}]}}
-routes:
-  - apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {{name: app, namespace: test}}
-    spec:
-      parentRefs: [{{group: "", kind: Service, name: app}}]
-      rules:
-        - matches: [{{path: {{type: PathPrefix, value: /blocked}}}}]
-          backendRefs: [{{name: app-blocked, port: 80}}]
-        - backendRefs: [{{name: app-public, port: 80}}]
-"#
+    app_route(
+        &format!(
+            "  - {{name: app-public, namespace: test, endpoints: [{{address: \"{public}\"}}]}}\n  - {{name: app-blocked, namespace: test, endpoints: [{{address: \"{blocked}\"}}]}}"
+        ),
+        "        - matches: [{path: {type: PathPrefix, value: /blocked}}]\n          backendRefs: [{name: app-blocked, port: 80}]\n        - backendRefs: [{name: app-public, port: 80}]",
     )
 }
 

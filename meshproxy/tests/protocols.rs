@@ -5,7 +5,6 @@ mod support;
 
 use std::convert::Infallible;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +13,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use support::{ScriptedBackend, app_config, backend, client, get, proxy, proxy_with_tls, scrape};
+use support::{ScriptedBackend, TestTls, app_config, backend, client, get, proxy, proxy_with_tls, scrape};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -143,26 +142,12 @@ async fn grpc_over_h2c_keeps_its_trailers() {
 #[tokio::test]
 async fn tls_with_alpn_serves_h2_and_http1() {
     let app = backend("v1").await;
-    let certified = rcgen::generate_simple_self_signed(vec!["app.test".to_string()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("meshproxy-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let acceptor = serin_meshproxy::proxy::tls::acceptor(&cert, &key).unwrap();
-    let proxy = proxy_with_tls(&app_config(&[app], &[app], (1, 0), "", "  []"), Some(acceptor)).await;
+    let tls_fixture = TestTls::new();
+    let proxy =
+        proxy_with_tls(&app_config(&[app], &[app], (1, 0), "", "  []"), Some(tls_fixture.acceptor.clone())).await;
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
     for (alpn, expected) in [("h2", http::Version::HTTP_2), ("http/1.1", http::Version::HTTP_11)] {
-        let mut config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots.clone())
-                .with_no_client_auth();
-        config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let connector = tls_fixture.connector(alpn);
         let tcp = TcpStream::connect(proxy.addr).await.unwrap();
         let tls = connector.connect("app.test".try_into().unwrap(), tcp).await.unwrap();
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn.as_bytes()));
@@ -193,7 +178,6 @@ async fn tls_with_alpn_serves_h2_and_http1() {
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
     assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

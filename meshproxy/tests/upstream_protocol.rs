@@ -7,14 +7,13 @@ mod support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::{proxy, proxy_with_tls, scrape};
+use support::{TestTls, app_route, proxy, proxy_with_tls, scrape};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A backend that speaks only `version`, answering `<version seen> <host seen>`.
@@ -50,23 +49,11 @@ async fn backend_speaking(version: Version) -> SocketAddr {
 /// Service `app` routed to `app-h1` (an HTTP/1.1-only backend, no appProtocol) or `app-h2c` (an
 /// h2c-only one, `appProtocol: kubernetes.io/h2c`) by path.
 fn config(h1: SocketAddr, h2c: SocketAddr, h2c_protocol: &str) -> String {
-    format!(
-        r#"
-services:
-  - {{name: app, namespace: test}}
-  - {{name: app-h1, namespace: test, endpoints: [{{address: "{h1}"}}]}}
-  - {{name: app-h2c, namespace: test, appProtocol: {h2c_protocol}, endpoints: [{{address: "{h2c}"}}]}}
-routes:
-  - apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {{name: app, namespace: test}}
-    spec:
-      parentRefs: [{{group: "", kind: Service, name: app}}]
-      rules:
-        - matches: [{{path: {{type: PathPrefix, value: /h2c}}}}]
-          backendRefs: [{{name: app-h2c, port: 80}}]
-        - backendRefs: [{{name: app-h1, port: 80}}]
-"#
+    app_route(
+        &format!(
+            "  - {{name: app-h1, namespace: test, endpoints: [{{address: \"{h1}\"}}]}}\n  - {{name: app-h2c, namespace: test, appProtocol: {h2c_protocol}, endpoints: [{{address: \"{h2c}\"}}]}}"
+        ),
+        "        - matches: [{path: {type: PathPrefix, value: /h2c}}]\n          backendRefs: [{name: app-h2c, port: 80}]\n        - backendRefs: [{name: app-h1, port: 80}]",
     )
 }
 
@@ -108,30 +95,15 @@ async fn every_client_protocol_reaches_every_backend_protocol() {
 #[tokio::test]
 async fn a_browser_over_tls_h2_reaches_an_http1_only_backend() {
     let (h1, h2c) = (backend_speaking(Version::HTTP_11).await, backend_speaking(Version::HTTP_2).await);
-    let certified = rcgen::generate_simple_self_signed(vec!["app.test".to_string()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("meshproxy-upstream-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-    let acceptor = serin_meshproxy::proxy::tls::acceptor(&cert, &key).unwrap();
-    let proxy = proxy_with_tls(&config(h1, h2c, "h2c"), Some(acceptor)).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tls = TestTls::new();
+    let proxy = proxy_with_tls(&config(h1, h2c, "h2c"), Some(tls.acceptor.clone())).await;
+    let connector = tls.connector("h2");
     for (path, expected) in [("/h1", "HTTP/1.1 app.test"), ("/h2c", "HTTP/2.0 app.test")] {
         let tcp = TcpStream::connect(proxy.addr).await.unwrap();
         let stream = connector.connect("app.test".try_into().unwrap(), tcp).await.unwrap();
         let (status, answer) = get_over(stream, Version::HTTP_2, path).await;
         assert_eq!((status, answer.as_str()), (StatusCode::OK, expected), "{path}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An HTTP/1.1-only server as nginx is one: whatever arrives that is not HTTP/1.1 (an HTTP/2

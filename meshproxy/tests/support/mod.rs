@@ -217,12 +217,26 @@ pub fn app_config(a: &[SocketAddr], b: &[SocketAddr], weights: (u32, u32), rule_
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let services = format!(
+        "  - {{name: app-a, namespace: test, endpoints: [{}]}}\n  - {{name: app-b, namespace: test, endpoints: [{}]}}",
+        endpoints(a, "a"),
+        endpoints(b, "b")
+    );
+    let rules = format!(
+        "        - backendRefs:\n            - {{name: app-a, port: 80, weight: {}}}\n            - {{name: app-b, port: 80, weight: {}}}\n{rule_extra}",
+        weights.0, weights.1
+    );
+    format!("{}trafficPolicies:\n{policies}\n", app_route(&services, &rules))
+}
+
+/// A config of the apex service `app` in namespace `test`, the services behind it (YAML list
+/// items, indented two spaces), and one HTTPRoute attached to `app` with `rules` (indented eight).
+pub fn app_route(services: &str, rules: &str) -> String {
     format!(
         r#"
 services:
   - {{name: app, namespace: test}}
-  - {{name: app-a, namespace: test, endpoints: [{a}]}}
-  - {{name: app-b, namespace: test, endpoints: [{b}]}}
+{services}
 routes:
   - apiVersion: gateway.networking.k8s.io/v1
     kind: HTTPRoute
@@ -230,17 +244,8 @@ routes:
     spec:
       parentRefs: [{{group: "", kind: Service, name: app}}]
       rules:
-        - backendRefs:
-            - {{name: app-a, port: 80, weight: {wa}}}
-            - {{name: app-b, port: 80, weight: {wb}}}
-{rule_extra}
-trafficPolicies:
-{policies}
-"#,
-        a = endpoints(a, "a"),
-        b = endpoints(b, "b"),
-        wa = weights.0,
-        wb = weights.1,
+{rules}
+"#
     )
 }
 
@@ -295,4 +300,40 @@ pub fn spawn_meshproxy(
     // Keep reading so the process never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, proxy, admin)
+}
+
+/// A self-signed certificate for `app.test`: the proxy's acceptor, and clients that trust it.
+pub struct TestTls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    roots: rustls::RootCertStore,
+}
+
+impl TestTls {
+    pub fn new() -> TestTls {
+        let certified = rcgen::generate_simple_self_signed(vec!["app.test".to_string()]).unwrap();
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("meshproxy-tls-{}-{made}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+        let acceptor = serin_meshproxy::proxy::tls::acceptor(&cert, &key).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(certified.cert.der().clone()).unwrap();
+        TestTls { acceptor, roots }
+    }
+
+    /// A connector offering `alpn`.
+    pub fn connector(&self, alpn: &str) -> tokio_rustls::TlsConnector {
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(self.roots.clone())
+                .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
 }
