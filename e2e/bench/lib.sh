@@ -10,6 +10,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+start() { # name command...: runs it in the background, logging to $WORK/name.log, stopped at exit
+    local name=$1; shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    STARTED+=($!)
+}
+
 wait_for() { # address name: waits until address accepts connections, else shows $WORK/name.log
     for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi

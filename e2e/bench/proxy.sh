@@ -41,12 +41,6 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
 . "$ROOT/e2e/bench/lib.sh"
 
-start() { # name command...
-    local name=$1; shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    STARTED+=($!)
-}
-
 start backend-v1 "$BIN/serin-testapp" --listen "$V1" --app-version v1
 start backend-v2 "$BIN/serin-testapp" --listen "$V2" --app-version v2
 wait_for "$V1" backend-v1

@@ -33,12 +33,6 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
 . "$ROOT/e2e/bench/lib.sh"
 mkdir -p "$OUT"
 
-start() { # name command...
-    local name=$1; shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    STARTED+=($!)
-}
-
 start a1 "$BIN/serin-testapp" --listen "$A1" --app-version v1
 start a2 "$BIN/serin-testapp" --listen "$A2" --app-version v1
 start a3 "$BIN/serin-testapp" --listen "$A3" --app-version v1
