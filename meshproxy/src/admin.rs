@@ -128,32 +128,44 @@ impl Admin {
             }
             (Method::PUT, ["config"]) => match read_body(request).await {
                 Err(response) => response,
-                Ok(text) => match parse_config("admin API", &text).and_then(|config| self.store.replace(config)) {
-                    Ok(generation) => {
-                        tracing::info!(generation, "config replaced through the admin API");
-                        json_response(StatusCode::OK, &GenerationReply { generation })
-                    }
-                    Err(error) => refused(&error.to_string()),
-                },
+                Ok(text) => written(self.replace_config(&text)),
             },
             (Method::PUT, ["routes", namespace, name, "weights"]) => {
                 let (namespace, name) = (namespace.to_string(), name.to_string());
                 match read_body(request).await {
                     Err(response) => response,
-                    Ok(text) => match serde_json::from_str::<RouteWeights>(&text) {
-                        Err(error) => {
-                            refused(&format!("admin API: the body must map backend names to weights: {error}"))
-                        }
-                        Ok(weights) => match self.store.set_weights(&namespace, &name, &weights) {
-                            Ok(generation) => json_response(StatusCode::OK, &GenerationReply { generation }),
-                            Err(error) => refused(&error.clone().from_source("admin API").to_string()),
-                        },
-                    },
+                    Ok(text) => written(self.set_route_weights(&namespace, &name, &text)),
                 }
             }
             _ => text(StatusCode::NOT_FOUND, &format!("no admin endpoint {} {path}\n", request.method())),
         };
         Ok(response)
+    }
+}
+
+impl Admin {
+    /// `PUT /config`, its body read: the new config's generation, or why it was refused (the
+    /// config in use is then untouched).
+    pub fn replace_config(&self, text: &str) -> Result<u64, String> {
+        let generation =
+            parse_config("admin API", text).and_then(|config| self.store.replace(config)).map_err(|e| e.to_string())?;
+        tracing::info!(generation, "config replaced through the admin API");
+        Ok(generation)
+    }
+
+    /// `PUT /routes/{namespace}/{name}/weights`, its body read: as `replace_config`.
+    pub fn set_route_weights(&self, namespace: &str, name: &str, text: &str) -> Result<u64, String> {
+        let weights = serde_json::from_str::<RouteWeights>(text)
+            .map_err(|error| format!("admin API: the body must map backend names to weights: {error}"))?;
+        self.store.set_weights(namespace, name, &weights).map_err(|error| error.from_source("admin API").to_string())
+    }
+}
+
+/// The answer to a config change.
+fn written(outcome: Result<u64, String>) -> Response<Body> {
+    match outcome {
+        Ok(generation) => json_response(StatusCode::OK, &GenerationReply { generation }),
+        Err(why) => refused(&why),
     }
 }
 
