@@ -12,6 +12,7 @@ mod mirror;
 mod mirror_task;
 mod observe;
 mod path;
+mod preview;
 mod protocol_probe;
 mod replay;
 mod request_checks;
@@ -35,7 +36,11 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use client::{Body, BoxError, Upstreams};
-pub use error::Blame;
+pub use error::{Blame, ProxyError};
+pub use head::RequestHead;
+pub use path::normalize as normalize_path;
+pub use preview::{Preview, preview};
+pub use route::Peer;
 
 use crate::access_log::AccessLog;
 use crate::metrics::ProxyMetrics;
