@@ -1,7 +1,8 @@
 //! The request path as routes see it and the upstream gets it: normalised (RFC 3986 §6.2.2), as
 //! Envoy and Istio do by default, so that `/public/../admin`, `/public/%2e%2e/admin` and
 //! `//admin` cannot slip past a rule on `/admin`. Percent-encoded unreserved characters are decoded,
-//! remaining escapes upper-cased, runs of slashes merged, and dot-segments removed. An encoded slash
+//! remaining escapes upper-cased, bytes outside ASCII percent-encoded (as a browser sends them),
+//! runs of slashes merged, and dot-segments removed. An encoded slash
 //! (`%2F`) stays as it is: it is data, not a separator. The query is left alone.
 
 use std::borrow::Cow;
@@ -40,21 +41,27 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, BadPath> {
     Ok(Cow::Owned(normal))
 }
 
-/// No escapes at all: nothing to decode.
+/// ASCII without escapes: nothing to decode or encode.
 fn is_plain(path: &str) -> bool {
-    !path.contains('%')
+    path.is_ascii() && !path.contains('%')
 }
 
 fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|s| s == "." || s == "..")
 }
 
-/// Decodes `%XX` of unreserved characters; other escapes stay, upper-cased.
+/// Decodes `%XX` of unreserved characters; other escapes stay, upper-cased, and bytes outside
+/// ASCII are encoded.
 fn decode_unreserved(path: &str) -> Result<String, BadPath> {
     let bytes = path.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
+        if !bytes[i].is_ascii() {
+            out.extend_from_slice(format!("%{:02X}", bytes[i]).as_bytes());
+            i += 1;
+            continue;
+        }
         if bytes[i] != b'%' {
             out.push(bytes[i]);
             i += 1;
@@ -71,8 +78,7 @@ fn decode_unreserved(path: &str) -> Result<String, BadPath> {
         }
         i += 3;
     }
-    // Only ASCII was decoded; what else there was came from the path, which was text.
-    Ok(String::from_utf8(out).expect("decoding ASCII escapes keeps a string valid"))
+    Ok(String::from_utf8(out).expect("the normal form is ASCII"))
 }
 
 #[cfg(test)]
@@ -99,6 +105,8 @@ mod tests {
     fn what_is_data_stays_data() {
         assert_eq!(normal("/a%2fb"), "/a%2Fb", "an encoded slash is not a separator");
         assert_eq!(normal("/a%20b"), "/a%20b");
+        assert_eq!(normal("/caf\u{e9}/../menu"), "/menu");
+        assert_eq!(normal("/caf\u{e9}"), "/caf%C3%A9", "as a browser would send it");
         assert_eq!(normal("/a/b/"), "/a/b/");
         assert_eq!(normal("/a/b/.."), "/a/");
         assert_eq!(normal("/"), "/");

@@ -69,12 +69,13 @@ pub fn route<'a, B>(
     };
     labels.service = service.name.clone();
     labels.namespace = service.namespace.clone();
-    let facts = RequestFacts {
-        method: request.method(),
-        path: request.uri().path(),
-        query: request.uri().query(),
-        headers: request.headers(),
+    // `OPTIONS *` asks about the server as a whole: routed as a request for `/`, sent on as `*`.
+    let path = match request.uri().path() {
+        "*" => "/",
+        path => path,
     };
+    let facts =
+        RequestFacts { method: request.method(), path, query: request.uri().query(), headers: request.headers() };
     let Some((matched, rule)) = service.rule_for(&facts) else {
         return Err(ProxyError::policy(
             StatusCode::NOT_FOUND,
@@ -117,8 +118,36 @@ pub fn authority_of<B>(request: &Request<B>) -> Result<String, ProxyError> {
 fn redirect_response(status: StatusCode, location: &str) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::new()).map_err(|never| match never {}).boxed());
     *response.status_mut() = status;
-    if let Ok(value) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
+    let value = HeaderValue::from_str(&ascii_uri(location)).expect("an ASCII URI is a valid header value");
+    response.headers_mut().insert(header::LOCATION, value);
     response
+}
+
+/// `location` with every byte a URI cannot hold (outside ASCII, controls, space) percent-encoded:
+/// a query is passed on as the client sent it, and a client may send raw UTF-8.
+fn ascii_uri(location: &str) -> std::borrow::Cow<'_, str> {
+    if location.bytes().all(|b| b.is_ascii_graphic()) {
+        return location.into();
+    }
+    let mut encoded = String::with_capacity(location.len() + 16);
+    for byte in location.bytes() {
+        if byte.is_ascii_graphic() {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_to_a_path_with_raw_utf8_still_says_where() {
+        let response = redirect_response(StatusCode::MOVED_PERMANENTLY, "https://app.test/caf\u{e9}?q=a b");
+        assert_eq!(response.headers()[header::LOCATION], "https://app.test/caf%C3%A9?q=a%20b");
+        assert!(matches!(ascii_uri("https://app.test/plain?q=1"), std::borrow::Cow::Borrowed(_)));
+    }
 }
