@@ -283,3 +283,115 @@ async fn an_upstream_breaking_the_protocol_is_blamed_and_never_passed_on_ambiguo
     let answer = exchange(short.addr, b"GET /a HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "meshproxy still serves: {answer}");
 }
+
+/// Reads one response head (up to the blank line) from `stream`.
+async fn read_one_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await {
+            Ok(Ok(1)) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let setup = setup(Limits::default()).await;
+    let mut stream = TcpStream::connect(setup.proxy.addr).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .await
+        .unwrap();
+    // A client that waits for the go-ahead before sending its body gets it.
+    let interim = read_one_head(&mut stream).await;
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim:?}");
+    stream.write_all(b"hello").await.unwrap();
+    let answer = read_one_head(&mut stream).await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    let seen = setup.public.seen();
+    assert_eq!(seen.iter().map(|s| (s.path_and_query.as_str(), s.body_len)).collect::<Vec<_>>(), [("/upload", 5)]);
+    still_serves(&setup).await;
+}
+
+#[tokio::test]
+async fn an_upstreams_interim_answer_is_not_taken_for_its_final_one() {
+    let hints = canned_upstream(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal",
+    )
+    .await;
+    let proxy = proxy_with(&config(hints, hints), None, Limits::default()).await;
+    let answer = exchange(proxy.addr, b"GET /a HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n").await;
+    let last = answer.rfind("HTTP/1.1 ").map(|i| &answer[i..]).unwrap_or_default();
+    assert_eq!(status_of(last), 200, "{answer}");
+    assert!(answer.ends_with("final"), "{answer}");
+}
+
+#[tokio::test]
+async fn upgrades_go_through_only_when_asked_for_and_agreed_to() {
+    let setup = setup(Limits::default()).await;
+    // HTTP/2 by upgrade from HTTP/1.1 (h2c) is deprecated (RFC 9113 §3.1) and meshproxy speaks to
+    // an upstream in the upstream's protocol: the request is served as plain HTTP/1.1.
+    let answer = exchange(
+        setup.proxy.addr,
+        b"GET /h2c HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    let seen = &setup.public.seen()[0];
+    for name in ["upgrade", "http2-settings", "connection"] {
+        assert!(!seen.headers.contains_key(name), "{name} reached the backend: {:?}", seen.headers);
+    }
+
+    // A backend that declines an upgrade answers as usual, and the connection goes on as HTTP/1.1.
+    let mut stream = TcpStream::connect(setup.proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_one_head(&mut stream).await;
+    assert_eq!(status_of(&head), 200, "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|n| n.trim().parse().unwrap()))
+        .expect("a length");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    stream.write_all(b"GET /after HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n").await.unwrap();
+    let after = read_all(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(status_of(&after), 200, "{after}");
+    assert_eq!(setup.public.count(), 3);
+
+    // A 101 nobody asked for is the upstream breaking the protocol: not passed on, not tunnelled.
+    let switches =
+        canned_upstream(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n").await;
+    let proxy = proxy_with(&config(switches, switches), None, Limits::default()).await;
+    let answer = exchange(proxy.addr, b"GET /a HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status_of(&answer), 502, "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("x-meshproxy-error: upstream:"), "{answer}");
+}
+
+#[tokio::test]
+async fn methods_other_than_connect_are_forwarded_as_sent() {
+    let setup = setup(Limits::default()).await;
+    for request in [
+        &b"OPTIONS * HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"[..],
+        b"PURGE /cached HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+        b"DELETE /blocked/item HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    ] {
+        let answer = exchange(setup.proxy.addr, request).await;
+        assert_eq!(status_of(&answer), 200, "{}: {answer}", String::from_utf8_lossy(request));
+    }
+    let public: Vec<(String, String)> =
+        setup.public.seen().into_iter().map(|s| (s.method.to_string(), s.path_and_query)).collect();
+    assert_eq!(public, [("OPTIONS".into(), "*".into()), ("PURGE".into(), "/cached".into())]);
+    let blocked: Vec<String> = setup.blocked.seen().into_iter().map(|s| s.method.to_string()).collect();
+    assert_eq!(blocked, ["DELETE"]);
+    // A method name is a token: one with a separator in it never reaches a backend.
+    let answer = exchange(setup.proxy.addr, b"GE(T /a HTTP/1.1\r\nHost: app.test\r\n\r\n").await;
+    assert_eq!(status_of(&answer), 400, "{answer}");
+    assert_eq!(setup.public.count() + setup.blocked.count(), 3);
+    still_serves(&setup).await;
+}

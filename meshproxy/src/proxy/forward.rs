@@ -98,6 +98,13 @@ async fn handle(
         })??,
         None => sending.await?,
     };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_none() {
+        // RFC 9110 §15.2.2: a server switches only to a protocol the client asked for.
+        return Err(ProxyError::upstream(
+            StatusCode::BAD_GATEWAY,
+            "the upstream answered 101 Switching Protocols to a request that asked for no upgrade",
+        ));
+    }
     Ok(respond(response, &routed, client_upgrade, is_head))
 }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -14,6 +14,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    // Connection-specific (RFC 7540 §3.2.1): it belongs to an h2c upgrade, never passed on.
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// Removes hop-by-hop headers, including any the `Connection` header names. `TE: trailers` is

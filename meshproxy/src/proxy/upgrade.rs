@@ -6,7 +6,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-/// The protocol a request asks to upgrade to, if it does.
+/// The protocol a request asks to upgrade to, if it does. An upgrade to `h2c` is not one:
+/// meshproxy speaks HTTP/2 to an upstream only as the upstream's `appProtocol` says, and HTTP/2
+/// by upgrade is deprecated (RFC 9113 §3.1), so such a request is served as plain HTTP/1.1.
 pub fn requested(headers: &HeaderMap) -> Option<HeaderValue> {
     let asks = headers
         .get_all(header::CONNECTION)
@@ -14,7 +16,12 @@ pub fn requested(headers: &HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    if asks { headers.get(header::UPGRADE).cloned() } else { None }
+    let protocol = headers.get(header::UPGRADE).filter(|p| asks && !names_h2c(p))?;
+    Some(protocol.clone())
+}
+
+fn names_h2c(protocols: &HeaderValue) -> bool {
+    protocols.to_str().is_ok_and(|p| p.split(',').any(|token| token.trim().eq_ignore_ascii_case("h2c")))
 }
 
 /// Puts back the two headers hop-by-hop stripping removed, so the endpoint sees the upgrade.
