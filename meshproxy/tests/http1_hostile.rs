@@ -115,6 +115,10 @@ async fn host_rules_one_host_and_the_targets_over_the_headers() {
     assert!(answer.contains("more than one Host header"), "{answer}");
     let answer = exchange(setup.proxy.addr, b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status_of(&answer), 400, "no Host at all: {answer}");
+    // A bare host as the target (authority-form) is for CONNECT alone: not a way to name a service.
+    let answer = exchange(setup.proxy.addr, b"GET app.test HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status_of(&answer), 400, "authority-form: {answer}");
+    assert!(answer.contains("bare host"), "{answer}");
     assert_eq!(setup.public.count(), 0);
 
     // An absolute-form target wins over a conflicting Host, and the upstream sees the target's.

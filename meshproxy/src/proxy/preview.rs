@@ -16,8 +16,8 @@ use crate::store::Loaded;
 pub enum Preview {
     /// A redirect meshproxy answers itself.
     Redirect { status: StatusCode, location: Option<String> },
-    /// The head sent to the backend's endpoints, and the backend.
-    Upstream { backend: String, head: RequestHead },
+    /// The head sent to the backend's endpoints, the backend, and the service the client addressed.
+    Upstream { service: String, backend: String, head: RequestHead },
 }
 
 /// The forward path's answer to `request` up to the upstream send: an error blamed as the forward
@@ -41,5 +41,5 @@ pub fn preview<B>(
         if request.version() == http::Version::HTTP_11 { upgrade::requested(request.headers()) } else { None };
     let (parts, _) = request.into_parts();
     let head = RequestHead::build(parts, &routed, upgrade_protocol)?;
-    Ok(Preview::Upstream { backend: routed.backend().name.to_string(), head })
+    Ok(Preview::Upstream { service: routed.service.name.to_string(), backend: routed.backend().name.to_string(), head })
 }

@@ -1,7 +1,7 @@
 //! The client's request as RFC 9110 and RFC 9112 let a proxy take it, before it is routed (the
-//! framing hyper has checked already): one Host, no CONNECT (meshproxy is no forward proxy), the Host of an absolute-form
-//! target taken from the target, and the path in its normal form. What fails here is the
-//! client's doing.
+//! framing hyper has checked already): one Host, no CONNECT (meshproxy is no forward proxy) and no
+//! bare-host target, the Host of an absolute-form target taken from the target, and the path in
+//! its normal form. What fails here is the client's doing.
 
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
@@ -18,6 +18,13 @@ pub fn check<B>(request: &mut Request<B>, normalize_paths: bool) -> Result<(), P
         return Err(ProxyError::client(
             StatusCode::METHOD_NOT_ALLOWED,
             "CONNECT is not served: meshproxy routes requests to services, it does not open tunnels",
+        ));
+    }
+    // RFC 9112 §3.2.3: the authority-form (`host:port` alone) is for CONNECT only.
+    if request.uri().scheme().is_none() && request.uri().authority().is_some() {
+        return Err(ProxyError::client(
+            StatusCode::BAD_REQUEST,
+            "the request target is a bare host, which only CONNECT may send: send a path",
         ));
     }
     // RFC 9112 §3.2.2: with an absolute-form target the received Host is ignored, and a proxy
