@@ -3,9 +3,10 @@
 # canary's weight moves and an endpoint comes and goes), and the canary's only backend is killed
 # and restarted every 30 s. Reports the requests that failed, split into those sent to the backend
 # while it was down (expected) and all others (none expected), meshproxy's resident memory and open
-# file descriptors after the first 15 s and at the end (growth under 5 % expected), and latency.
+# file descriptors after the first 15 s, once warm (after the first restart) and at the end (growth
+# from warm under 5 % expected), and latency.
 #
-# Writes target/bench/soak.md. Everything listens on 127.0.0.1; every process is stopped at exit.
+# Writes target/bench/soak.md, and every 5-second sample (seconds, RSS KiB, fds) to soak-rss.tsv. Everything listens on 127.0.0.1; every process is stopped at exit.
 #
 # Usage: e2e/bench/soak.sh   (SERIN_SOAK_SECONDS=N sets the length, default 600;
 #                             SERIN_BENCH_PROFILE=debug skips the release build)
@@ -116,13 +117,20 @@ STARTED+=($!)
 STARTED+=($!)
 
 # The last sample before the load ends is the end state; one a minute shows whether memory climbs
-# or levels off.
+# or levels off, and every sample goes to rss.tsv. The warm baseline is the first sample after the
+# canary's backend has been restarted once: by then every kind of change (config swaps, an
+# endpoint's failures and ejection, new upstream connections, the error series in the metrics)
+# has happened and been paid for once, so growth from there is what a leak would show.
 RSS_BY_MINUTE=()
+RSS_WARM=
 started=$(date +%s)
 while kill -0 "$LOADGEN" 2>/dev/null; do
     RSS_END=$(rss_kib); FDS_END=$(fds)
-    minute=$(( ($(date +%s) - started) / 60 ))
+    elapsed=$(( $(date +%s) - started ))
+    printf '%s\t%s\t%s\n' "$elapsed" "$RSS_END" "$FDS_END" >>"$WORK/rss.tsv"
+    minute=$(( elapsed / 60 ))
     [ "${#RSS_BY_MINUTE[@]}" -le "$minute" ] && RSS_BY_MINUTE+=("$RSS_END")
+    [ -z "$RSS_WARM" ] && [ -f "$WORK/restarts" ] && RSS_WARM=$RSS_END
     PRIMARY_ERRORS_END=$(server_errors app-primary); CANARY_ERRORS_END=$(server_errors app-canary)
     sleep 5
 done
@@ -130,12 +138,15 @@ wait "$LOADGEN" || true
 [ -f "$WORK/b.pid" ] && kill "$(cat "$WORK/b.pid")" 2>/dev/null || true
 kill "$B_PID" 2>/dev/null || true
 
+cp "$WORK/rss.tsv" "$OUT/soak-rss.tsv"
 python3 - "$WORK/result.json" "$OUT/soak.md" <<PY
 import json, sys
 result = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 down = $CANARY_ERRORS_END - $CANARY_ERRORS_START
 others = result["errors"] - down
 growth = 100.0 * ($RSS_END - $RSS_START) / $RSS_START
+warm = ${RSS_WARM:-$RSS_START}
+warm_growth = 100.0 * ($RSS_END - warm) / warm
 lines = [
     "# meshproxy soak",
     "",
@@ -149,6 +160,7 @@ lines = [
     f"| all other failures (0 expected) | {others} |",
     f"| 5xx for app-primary (0 expected) | {$PRIMARY_ERRORS_END - $PRIMARY_ERRORS_START} |",
     f"| RSS after 15 s / at the end | {$RSS_START / 1024:.1f} MiB / {$RSS_END / 1024:.1f} MiB ({growth:+.1f} %) |",
+    f"| RSS after the first restart of the canary's backend / at the end | {warm / 1024:.1f} MiB / {$RSS_END / 1024:.1f} MiB ({warm_growth:+.1f} %) |",
     f"| open file descriptors after 15 s / at the end | $FDS_START / $FDS_END |",
     "| RSS each minute, MiB | " + " ".join(f"{int(k) / 1024:.1f}" for k in "${RSS_BY_MINUTE[*]}".split()) + " |",
     f"| latency p50 / p99 / p99.9 / max | {result['p50_ms']:.2f} / {result['p99_ms']:.2f} / {result['p999_ms']:.2f} / {result['max_ms']:.1f} ms |",
