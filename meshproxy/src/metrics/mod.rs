@@ -2,8 +2,10 @@
 //! backend, version and response code, so a canary's success rate and latency can be compared
 //! with the primary's over the same window.
 
-use std::sync::Arc;
+mod series_cache;
+
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -16,11 +18,15 @@ use prometheus_client::registry::Registry;
 use serin_meshproxy_api::metrics as names;
 
 use crate::state::RuntimeState;
+use series_cache::{Series, SeriesCache};
 
 /// A label value shared by every request that carries it.
 pub type Label = Arc<String>;
 
-#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The label of what is not known (yet): one shared string, so a request's defaults cost nothing.
+static UNKNOWN: LazyLock<Label> = LazyLock::new(Label::default);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     // Shared strings: a request's labels are refcount bumps, not copies.
     pub service: Label,
@@ -35,11 +41,27 @@ pub struct RequestLabels {
     pub blame: &'static str,
 }
 
+impl Default for RequestLabels {
+    fn default() -> Self {
+        RequestLabels {
+            service: UNKNOWN.clone(),
+            namespace: UNKNOWN.clone(),
+            route: UNKNOWN.clone(),
+            backend: UNKNOWN.clone(),
+            version: UNKNOWN.clone(),
+            code: 0,
+            class: "",
+            blame: "",
+        }
+    }
+}
+
 pub struct ProxyMetrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RequestLabels, Histogram>,
     retries: Family<RetryLabels, Counter>,
+    series: SeriesCache,
     pub config_generation: Gauge,
 }
 
@@ -77,7 +99,7 @@ impl ProxyMetrics {
         let retries = Family::<RetryLabels, Counter>::default();
         registry.register(names::RETRIES, "Attempts sent again under a TrafficPolicy's retry rule", retries.clone());
         registry.register_collector(Box::new(EndpointGauges(state)));
-        ProxyMetrics { registry, requests, durations, retries, config_generation }
+        ProxyMetrics { registry, requests, durations, retries, series: SeriesCache::default(), config_generation }
     }
 
     pub fn retried(&self, request: &RequestLabels) {
@@ -91,8 +113,12 @@ impl ProxyMetrics {
     }
 
     pub fn observe(&self, labels: RequestLabels, seconds: f64) {
-        self.durations.get_or_create(&labels).observe(seconds);
-        self.requests.get_or_create(&labels).inc();
+        let series = self.series.get(labels, |labels| Series {
+            requests: self.requests.get_or_create(labels).clone(),
+            duration: self.durations.get_or_create(labels).clone(),
+        });
+        series.duration.observe(seconds);
+        series.requests.inc();
     }
 
     pub fn render(&self) -> String {
@@ -184,5 +210,34 @@ mod tests {
         assert!(text.contains(&format!("{}{{", names::REQUEST_DURATION_BUCKET)), "{text}");
         assert!(text.contains(&format!("{}{{", names::RETRIES_TOTAL)), "{text}");
         assert!(text.contains(&format!("# TYPE {} gauge", names::CONFIG_GENERATION)), "{text}");
+    }
+
+    /// The series cache finds series by the label strings' identity: the same text in new strings
+    /// (a new config) counts into the same series, and another code into another.
+    #[test]
+    fn series_are_the_same_whatever_strings_carry_the_text() {
+        let metrics = ProxyMetrics::new(Arc::new(RuntimeState::default()));
+        let labels = |code: u16| RequestLabels {
+            service: Arc::new("podinfo".into()),
+            backend: Arc::new("podinfo-canary".into()),
+            code,
+            class: class_of(code),
+            ..RequestLabels::default()
+        };
+        let first = labels(200);
+        for _ in 0..3 {
+            metrics.observe(first.clone(), 0.001);
+        }
+        metrics.observe(labels(200), 0.001);
+        metrics.observe(labels(503), 0.001);
+        let text = metrics.render();
+        let count = |code: &str| {
+            text.lines()
+                .find(|l| l.starts_with(names::REQUESTS_TOTAL) && l.contains(&format!("code=\"{code}\"")))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        assert_eq!(count("200").as_deref(), Some("4"), "{text}");
+        assert_eq!(count("503").as_deref(), Some("1"), "{text}");
     }
 }
