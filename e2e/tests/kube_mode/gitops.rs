@@ -14,7 +14,7 @@ use serin_crds::CanaryPhase;
 use serin_crds::canary::Canary;
 
 use super::super::support::{TestNamespace, eventually, rig_tool};
-use super::{initialized_behind_a_promotion_gate, request, set_image, wait_for_phase};
+use super::{acted_on, initialized_behind_a_promotion_gate, request, set_image, wait_for_phase};
 
 const GITOPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/gitops");
 
@@ -30,12 +30,14 @@ async fn argo_cd_and_flux_judge_live_canaries_in_every_phase_as_documented() {
     request(&ns, r#"{"id":"hold","action":"pause"}"#).await;
     recorder.until_seen(&ns, "WaitingPromotion paused").await;
     request(&ns, r#"{"id":"go-on","action":"resume"}"#).await;
-    recorder.until_seen(&ns, "WaitingPromotion").await;
+    // "WaitingPromotion" was seen before the pause: wait for the resume itself.
+    acted_on(&ns, "go-on").await;
     request(&ns, r#"{"id":"approve","action":"open-gate","gate":"promotion"}"#).await;
     wait_for_phase(&ns, CanaryPhase::Succeeded, Duration::from_secs(120)).await;
     recorder.until_seen(&ns, "Succeeded").await;
     set_image(&ns, "serin-testapp:v3").await;
-    recorder.until_seen(&ns, "Progressing").await;
+    // Progressing was seen with v2 already: wait for v3's own.
+    wait_for_phase(&ns, CanaryPhase::Progressing, Duration::from_secs(120)).await;
     request(&ns, r#"{"id":"stop","action":"abort"}"#).await;
     wait_for_phase(&ns, CanaryPhase::Failed, Duration::from_secs(120)).await;
     recorder.until_seen(&ns, "Failed").await;

@@ -721,6 +721,19 @@ async fn request(ns: &TestNamespace, value: &str) {
     ns.api::<Canary>().patch("podinfo", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
 }
 
+/// Waits until the controller has acted on the request `id`. One annotation carries one request:
+/// a request written before the last is acted on replaces it unread.
+async fn acted_on(ns: &TestNamespace, id: &str) {
+    eventually(&format!("request {id} acted on"), Duration::from_secs(60), || async {
+        let status = ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?.status.unwrap_or_default();
+        match status.last_handled_request.as_deref() {
+            Some(handled) if handled == id => Ok(()),
+            other => Err(format!("last handled: {other:?}")),
+        }
+    })
+    .await;
+}
+
 async fn wait_for_phase(ns: &TestNamespace, phase: CanaryPhase, limit: Duration) -> Canary {
     eventually(&format!("Canary podinfo {phase}"), limit, || async {
         let canary = ns.api::<Canary>().get("podinfo").await.map_err(|e| e.to_string())?;
