@@ -50,6 +50,9 @@ enum Command {
         /// Label of the runs without a proxy, which added latency is measured against.
         #[arg(long, default_value = "direct")]
         baseline: String,
+        /// Label of the target the others are compared with, as ratios.
+        #[arg(long, default_value = "nginx")]
+        reference: String,
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -77,7 +80,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&result)?);
             Ok(())
         }
-        Command::Report { results, baseline, json } => {
+        Command::Report { results, baseline, reference, json } => {
             let text = std::fs::read_to_string(&results).with_context(|| format!("reading {}", results.display()))?;
             let runs: Vec<LoadResult> = text
                 .lines()
@@ -91,7 +94,7 @@ fn main() -> anyhow::Result<()> {
             rates.sort_by(f64::total_cmp);
             rates.dedup();
             let reports = build_reports(&runs, &baseline);
-            print!("{}", render_markdown(&reports, &rates));
+            print!("{}", render_markdown(&reports, &rates, &reference));
             if let Some(path) = json {
                 let document = serde_json::json!({ "runs": runs, "reports": reports });
                 std::fs::write(&path, serde_json::to_string_pretty(&document)?)
