@@ -99,7 +99,7 @@ impl ServiceEntry {
 impl RouteTable {
     /// The service a Host header or `:authority` names.
     pub fn service(&self, authority: &str) -> Option<&Arc<ServiceEntry>> {
-        self.hosts.get(&normalize_host(authority))
+        self.hosts.get(&*normalize_host(authority))
     }
 
     /// Compiles a config. Endpoint and service state comes from `state`, so what the proxy has
