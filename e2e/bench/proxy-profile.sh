@@ -64,7 +64,7 @@ YAML
 start meshproxy valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
     "$BIN/meshproxy" run --config "$CONFIG" --listen "$MESHPROXY" --admin "$ADMIN" --workers 1 "$@"
 MESHPROXY_PID=${STARTED[-1]}
-for _ in $(seq 300); do
+for _ in $(seq 1500); do
     curl -fsS "http://$ADMIN/ready" >/dev/null 2>&1 && break
     sleep 0.2
 done
