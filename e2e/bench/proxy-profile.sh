@@ -43,22 +43,7 @@ wait_for "$V1" backend-v1
 wait_for "$V2" backend-v2
 
 CONFIG=${SERIN_PROFILE_CONFIG:-$WORK/meshproxy.yaml}
-[ -n "${SERIN_PROFILE_CONFIG:-}" ] || cat >"$CONFIG" <<YAML
-services:
-  - {name: app, namespace: bench}
-  - {name: app-primary, namespace: bench, labels: {version: v1}, endpoints: [{address: "$V1"}]}
-  - {name: app-canary, namespace: bench, labels: {version: v2}, endpoints: [{address: "$V2"}]}
-routes:
-  - apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {name: app, namespace: bench}
-    spec:
-      parentRefs: [{group: "", kind: Service, name: app}]
-      rules:
-        - backendRefs:
-            - {name: app-primary, port: 80, weight: 90}
-            - {name: app-canary, port: 80, weight: 10}
-YAML
+[ -n "${SERIN_PROFILE_CONFIG:-}" ] || split_config 90 10 "{address: \"$V1\"}" "{address: \"$V2\"}" >"$CONFIG"
 
 # Counting starts zeroed by callgrind_control once the warmup is over.
 start meshproxy valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \

@@ -62,22 +62,7 @@ start backend-v2 "${LOAD_CORE[@]}" "$BIN/serin-testapp" --listen "$V2" --app-ver
 wait_for "$V1" backend-v1
 wait_for "$V2" backend-v2
 
-cat >"$WORK/meshproxy.yaml" <<YAML
-services:
-  - {name: app, namespace: bench}
-  - {name: app-primary, namespace: bench, labels: {version: v1}, endpoints: [{address: "$V1"}]}
-  - {name: app-canary, namespace: bench, labels: {version: v2}, endpoints: [{address: "$V2"}]}
-routes:
-  - apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {name: app, namespace: bench}
-    spec:
-      parentRefs: [{group: "", kind: Service, name: app}]
-      rules:
-        - backendRefs:
-            - {name: app-primary, port: 80, weight: 90}
-            - {name: app-canary, port: 80, weight: 10}
-YAML
+split_config 90 10 "{address: \"$V1\"}" "{address: \"$V2\"}" >"$WORK/meshproxy.yaml"
 start meshproxy "${PROXY_CORE[@]}" "$BIN/meshproxy" run --config "$WORK/meshproxy.yaml" --listen "$MESHPROXY" --admin "$MESHPROXY_ADMIN" --workers 1
 MESHPROXY_PID=${STARTED[-1]}
 

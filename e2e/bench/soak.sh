@@ -41,26 +41,8 @@ start a3 "$BIN/serin-testapp" --listen "$A3" --app-version v1
 B_PID=$!
 for address in "$A1" "$A2" "$A3" "$B"; do wait_for "$address" backend; done
 
-config() { # primary-weight canary-weight primary-endpoints
-    cat <<YAML
-services:
-  - {name: app, namespace: bench}
-  - {name: app-primary, namespace: bench, labels: {version: v1}, endpoints: [$3]}
-  - {name: app-canary, namespace: bench, labels: {version: v2}, endpoints: [{address: "$B"}]}
-routes:
-  - apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata: {name: app, namespace: bench}
-    spec:
-      parentRefs: [{group: "", kind: Service, name: app}]
-      rules:
-        - backendRefs:
-            - {name: app-primary, port: 80, weight: $1}
-            - {name: app-canary, port: 80, weight: $2}
-YAML
-}
-config 90 10 "{address: \"$A1\"}, {address: \"$A2\"}, {address: \"$A3\"}" >"$WORK/with-a3.yaml"
-config 80 20 "{address: \"$A1\"}, {address: \"$A2\"}" >"$WORK/without-a3.yaml"
+split_config 90 10 "{address: \"$A1\"}, {address: \"$A2\"}, {address: \"$A3\"}" "{address: \"$B\"}" >"$WORK/with-a3.yaml"
+split_config 80 20 "{address: \"$A1\"}, {address: \"$A2\"}" "{address: \"$B\"}" >"$WORK/without-a3.yaml"
 
 start meshproxy "$BIN/meshproxy" run --config "$WORK/with-a3.yaml" --listen "$MESHPROXY" --admin "$ADMIN" --workers 1
 MESHPROXY_PID=${STARTED[-1]}
